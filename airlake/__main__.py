@@ -1,0 +1,7 @@
+"""`python -m airlake`: the command-line interface."""
+
+from __future__ import annotations
+
+from airlake.cli import main
+
+raise SystemExit(main())
