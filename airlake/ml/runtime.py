@@ -1,0 +1,444 @@
+"""Hot-path evaluator for Airlake model artifacts (`airlake.model/v1`), standard library only.
+
+The calibration and classification Lambdas load a model on every cold start, so this module imports
+nothing but the standard library: no numpy, pandas or scikit-learn (see DESIGN.md: sklearn alone
+costs about 1.5 s of cold start). The training side (`airlake.ml.train`) exports every fitted
+scikit-learn estimator into `model.json` as plain numbers (linear coefficients, scaler and imputer
+parameters, gradient-boosted trees as arrays of nodes) and this module evaluates them exactly; the
+tests check that both agree to 1e-6 for every model family we ship.
+
+An artifact is a directory (or, from S3, a mapping of file name to bytes) holding:
+
+* `metadata.json`: format id, kind, version id, target or label, features, classes, training
+  window, validation metrics, model comparison, library versions, created_at. For humans and tools.
+* `model.json`: what this module evaluates: the raw `inputs`, the feature pipeline (`features`),
+  and the `estimator`.
+
+Feature pipeline. Each feature is a small spec evaluated per row. Row-only ops (`raw`, `log`,
+`ratio`, `logmul`) read the current row only. Temporal ops (`hour_sin`, `hour_cos`, `weekend`,
+`rate`, `ewm`, `ewm_dev`, `ewm_std`) also read the event time and a per-group `FeatureState`
+built from the rows seen *before and including* the current one, so they are causal by
+construction: the state has no way to hold a later row. Training computes its feature matrix with
+this very code, walking each group in event-time order, which is why the hot path and training
+cannot disagree and why a feature that peeks at the future cannot be expressed.
+
+How the hot path feeds a temporal model: keep one `model.new_state()` per group (e.g. per device,
+in DynamoDB or memory) and call `predict_one(row, ts_ms=..., state=state)` for that group's rows in
+event-time order. A row older than the newest one the state has seen is still scored, from the
+current state, but does not update it (late data never rewinds a baseline). Row-only models need
+neither `ts_ms` nor a state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from array import array
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+FORMAT_ID = "airlake.model/v1"
+METADATA_FILE = "metadata.json"
+MODEL_FILE = "model.json"
+
+Kind = Literal["calibration", "classifier"]
+Row = Mapping[str, float | int | str | None]
+
+_MS_PER_HOUR = 3_600_000
+_MS_PER_DAY = 86_400_000
+# 1970-01-01 was a Thursday: day index 0 -> weekday 3 (Monday = 0).
+_EPOCH_WEEKDAY = 3
+TEMPORAL_OPS = frozenset({"hour_sin", "hour_cos", "weekend", "rate", "ewm", "ewm_dev", "ewm_std"})
+ROW_OPS = frozenset({"raw", "log", "ratio", "logmul"})
+
+
+class ArtifactError(ValueError):
+    """The artifact is missing a file, has an unknown format, or a spec this runtime cannot run."""
+
+
+def _number(value: object) -> float | None:
+    """A finite float, or None for anything missing (None, NaN, inf, empty string, non-numeric)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+# --------------------------------------------------------------------------------------------
+# Feature pipeline
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Ewm:
+    """Event-time exponentially weighted mean and variance of one column.
+
+    The decay depends on the elapsed event time (`alpha = 1 - 2**(-dt/halflife)`), not on the
+    number of rows, so irregular sampling and gaps are handled: after a long gap the old
+    baseline is mostly forgotten.
+    """
+
+    mean: float | None = None
+    var: float = 0.0
+    last_ms: int | None = None
+
+    def update(self, value: float, ts_ms: int, halflife_ms: float) -> None:
+        if self.mean is None or self.last_ms is None:
+            self.mean, self.var, self.last_ms = value, 0.0, ts_ms
+            return
+        dt = ts_ms - self.last_ms
+        alpha = 1.0 - math.pow(2.0, -dt / halflife_ms)
+        delta = value - self.mean
+        self.mean += alpha * delta
+        self.var = (1.0 - alpha) * (self.var + alpha * delta * delta)
+        self.last_ms = ts_ms
+
+
+@dataclass
+class FeatureState:
+    """Causal per-group memory of the temporal features: the only place history lives."""
+
+    last_ms: int | None = None
+    previous: dict[str, tuple[int, float]] = field(default_factory=dict)
+    ewms: dict[tuple[str, float], _Ewm] = field(default_factory=dict)
+
+
+def _log(value: float | None) -> float | None:
+    return math.log(value) if value is not None and value > 0.0 else None
+
+
+class FeaturePipeline:
+    """Turns one raw row (+ event time + per-group state) into the model's feature vector."""
+
+    def __init__(self, specs: Sequence[Mapping[str, Any]]) -> None:
+        self.specs: tuple[dict[str, Any], ...] = tuple(dict(spec) for spec in specs)
+        for spec in self.specs:
+            op = spec.get("op")
+            if op not in ROW_OPS and op not in TEMPORAL_OPS:
+                raise ArtifactError(f"unknown feature op {op!r}")
+        self.temporal = any(spec["op"] in TEMPORAL_OPS for spec in self.specs)
+        columns: list[str] = []
+        for spec in self.specs:
+            for key in ("col", "a", "b"):
+                name = spec.get(key)
+                if isinstance(name, str) and name not in columns:
+                    columns.append(name)
+        self.inputs: tuple[str, ...] = tuple(columns)
+        # EWM trackers that must be updated once per row, whatever features read them.
+        self._ewm_keys: tuple[tuple[str, float], ...] = tuple(
+            dict.fromkeys(
+                (spec["col"], float(spec["halflife_s"]) * 1000.0)
+                for spec in self.specs
+                if spec["op"] in {"ewm", "ewm_dev", "ewm_std"}
+            )
+        )
+        self._rate_cols: tuple[str, ...] = tuple(
+            dict.fromkeys(spec["col"] for spec in self.specs if spec["op"] == "rate")
+        )
+
+    def new_state(self) -> FeatureState | None:
+        return FeatureState() if self.temporal else None
+
+    def transform(
+        self, row: Row, *, ts_ms: int | None = None, state: FeatureState | None = None
+    ) -> list[float | None]:
+        values = {name: _number(row.get(name)) for name in self.inputs}
+        rates: dict[str, float | None] = {}
+        if self.temporal:
+            if ts_ms is None:
+                raise ValueError("this model uses temporal features: pass ts_ms (event time, epoch ms)")
+            if state is None:
+                raise ValueError("this model uses temporal features: pass state=model.new_state() per group")
+            in_order = state.last_ms is None or ts_ms >= state.last_ms
+            for col in self._rate_cols:
+                current = values[col]
+                prev = state.previous.get(col)
+                rate: float | None = None
+                if current is not None and prev is not None and ts_ms > prev[0]:
+                    rate = (current - prev[1]) / ((ts_ms - prev[0]) / _MS_PER_HOUR)
+                rates[col] = rate
+                if in_order and current is not None:
+                    state.previous[col] = (ts_ms, current)
+            if in_order:
+                for key in self._ewm_keys:
+                    current = values[key[0]]
+                    if current is not None:
+                        state.ewms.setdefault(key, _Ewm()).update(current, ts_ms, key[1])
+                state.last_ms = ts_ms
+        return [self._one(spec, values, rates, ts_ms, state) for spec in self.specs]
+
+    @staticmethod
+    def _one(
+        spec: Mapping[str, Any],
+        values: Mapping[str, float | None],
+        rates: Mapping[str, float | None],
+        ts_ms: int | None,
+        state: FeatureState | None,
+    ) -> float | None:
+        op = spec["op"]
+        if op == "raw":
+            return values[spec["col"]]
+        if op == "log":
+            return _log(values[spec["col"]])
+        if op == "ratio":
+            a, b = values[spec["a"]], values[spec["b"]]
+            return a / b if a is not None and b is not None and b != 0.0 else None
+        if op == "logmul":
+            la, b = _log(values[spec["a"]]), values[spec["b"]]
+            return la * b if la is not None and b is not None else None
+        assert ts_ms is not None  # guaranteed by transform()
+        assert state is not None
+        if op in {"hour_sin", "hour_cos"}:
+            angle = 2.0 * math.pi * (ts_ms % _MS_PER_DAY) / _MS_PER_DAY
+            return math.sin(angle) if op == "hour_sin" else math.cos(angle)
+        if op == "weekend":
+            weekday = (ts_ms // _MS_PER_DAY + _EPOCH_WEEKDAY) % 7
+            return 1.0 if weekday >= 5 else 0.0
+        if op == "rate":
+            return rates[spec["col"]]
+        ewm = state.ewms.get((spec["col"], float(spec["halflife_s"]) * 1000.0))
+        if ewm is None or ewm.mean is None:
+            return None
+        if op == "ewm":
+            return ewm.mean
+        if op == "ewm_std":
+            return math.sqrt(ewm.var)
+        current = values[spec["col"]]  # ewm_dev: how far the reading sits from its own baseline
+        return current - ewm.mean if current is not None else None
+
+
+# --------------------------------------------------------------------------------------------
+# Estimators
+# --------------------------------------------------------------------------------------------
+
+Vector = list[float | None]
+
+
+def _as_float32(values: Sequence[float]) -> list[float]:
+    return list(array("f", values))
+
+
+class _Linear:
+    """Imputer (fill values) -> standard scaler -> one linear function per output."""
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        self.fill: list[float] = [float(v) for v in spec["fill"]]
+        self.mean: list[float] = [float(v) for v in spec["mean"]]
+        self.scale: list[float] = [float(v) for v in spec["scale"]]
+        coef = spec["coef"]
+        self.coef: list[list[float]] = [[float(c) for c in row] for row in coef]
+        self.intercept: list[float] = [float(v) for v in spec["intercept"]]
+
+    def raw(self, x: Vector) -> list[float]:
+        z = [
+            ((v if v is not None else f) - m) / s
+            for v, f, m, s in zip(x, self.fill, self.mean, self.scale, strict=True)
+        ]
+        return [
+            math.fsum([b, *(c * zi for c, zi in zip(row, z, strict=True))])
+            for row, b in zip(self.coef, self.intercept, strict=True)
+        ]
+
+
+class _Trees:
+    """Histogram gradient boosting: baseline + sum of leaf values, one tree per output per iteration.
+
+    Nodes are stored column-wise per tree: feature, threshold, missing_left, left, right, leaf
+    value (leaf when left == 0). A missing feature follows `missing_left`, exactly like sklearn.
+    """
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        self.baseline: list[float] = [float(v) for v in spec["baseline"]]
+        self.trees: list[
+            list[tuple[list[int], list[float], list[int], list[int], list[int], list[float]]]
+        ] = [
+            [
+                (
+                    t["feature"],
+                    [float(v) for v in t["threshold"]],
+                    t["missing_left"],
+                    t["left"],
+                    t["right"],
+                    [float(v) for v in t["value"]],
+                )
+                for t in iteration
+            ]
+            for iteration in spec["trees"]
+        ]
+
+    def raw(self, x: Vector) -> list[float]:
+        totals = [0.0] * len(self.baseline)
+        for iteration in self.trees:
+            for k, (feature, threshold, missing_left, left, right, value) in enumerate(iteration):
+                node = 0
+                while left[node]:
+                    v = x[feature[node]]
+                    if v is None:
+                        node = left[node] if missing_left[node] else right[node]
+                    else:
+                        node = left[node] if v <= threshold[node] else right[node]
+                totals[k] += value[node]
+        return [b + t for b, t in zip(self.baseline, totals, strict=True)]
+
+
+def _softmax(raw: Sequence[float]) -> list[float]:
+    top = max(raw)
+    exps = [math.exp(r - top) for r in raw]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def _sigmoid(value: float) -> float:
+    if value >= 0:
+        return 1.0 / (1.0 + math.exp(-value))
+    e = math.exp(value)
+    return e / (1.0 + e)
+
+
+Scorer = Callable[[Vector], list[float]]
+
+
+def _build(spec: Mapping[str, Any], n_classes: int) -> Scorer:
+    """A function from feature vector to output: one value (regression) or class probabilities."""
+    kind = spec["type"]
+    if kind == "blend":
+        members = [(float(m["weight"]), _build(m["estimator"], n_classes)) for m in spec["members"]]
+
+        def blend(x: Vector) -> list[float]:
+            outputs = [(w, f(x)) for w, f in members]
+            width = len(outputs[0][1])
+            return [sum(w * out[i] for w, out in outputs) for i in range(width)]
+
+        return blend
+    if kind == "linear":
+        raw_fn = _Linear(spec).raw
+    elif kind == "trees":
+        raw_fn = _Trees(spec).raw
+    else:
+        raise ArtifactError(f"unknown estimator type {kind!r}")
+    if n_classes == 0:
+        return raw_fn
+    if n_classes == 2:  # one decision value for the second class, as sklearn does
+
+        def binary(x: Vector) -> list[float]:
+            p = _sigmoid(raw_fn(x)[0])
+            return [1.0 - p, p]
+
+        return binary
+    return lambda x: _softmax(raw_fn(x))
+
+
+# --------------------------------------------------------------------------------------------
+# Loaded model
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One artifact, ready to score rows one at a time."""
+
+    version: str
+    kind: Kind
+    inputs: tuple[str, ...]
+    metadata: dict[str, Any]
+    pipeline: FeaturePipeline
+    classes: tuple[str, ...]
+    target_transform: str | None
+    _scorer: Scorer
+
+    @property
+    def temporal(self) -> bool:
+        """True when predictions need `ts_ms` and a per-group state."""
+        return self.pipeline.temporal
+
+    def new_state(self) -> FeatureState | None:
+        """Fresh per-group (e.g. per-device) state; None for row-only models."""
+        return self.pipeline.new_state()
+
+    def features(self, row: Row, *, ts_ms: int | None = None, state: object | None = None) -> Vector:
+        return self.pipeline.transform(row, ts_ms=ts_ms, state=_state(state))
+
+    def predict_one(self, row: Row, *, ts_ms: int | None = None, state: object | None = None) -> float | str:
+        """A calibrated value (float) or a class label (str) for one row of raw inputs.
+
+        Missing or non-numeric inputs count as missing (the model imputes them), never as zero.
+        """
+        return self.predict_features(self.features(row, ts_ms=ts_ms, state=state))
+
+    def predict_proba_one(
+        self, row: Row, *, ts_ms: int | None = None, state: object | None = None
+    ) -> dict[str, float]:
+        """Class probabilities of a classifier (for alert severities and confidence)."""
+        if self.kind != "classifier":
+            raise TypeError("predict_proba_one is for classifiers")
+        proba = self._scorer(self.features(row, ts_ms=ts_ms, state=state))
+        return dict(zip(self.classes, proba, strict=True))
+
+    def predict_features(self, x: Vector) -> float | str:
+        output = self._scorer(x)
+        if self.kind == "classifier":
+            best = max(range(len(output)), key=output.__getitem__)  # first maximum, like argmax
+            return self.classes[best]
+        value = output[0]
+        if self.target_transform == "log1p":
+            return math.expm1(value)
+        return value
+
+
+def _state(state: object | None) -> FeatureState | None:
+    if state is None or isinstance(state, FeatureState):
+        return state
+    raise TypeError("state must come from model.new_state()")
+
+
+def load_artifact_files(files: Mapping[str, bytes]) -> LoadedModel:
+    """Load from file name -> bytes (e.g. the objects under an S3 prefix)."""
+    try:
+        metadata = json.loads(files[METADATA_FILE])
+        model = json.loads(files[MODEL_FILE])
+    except KeyError as missing:
+        raise ArtifactError(f"artifact has no {missing.args[0]}") from None
+    for doc in (metadata, model):
+        if doc.get("format") != FORMAT_ID:
+            raise ArtifactError(f"unsupported artifact format {doc.get('format')!r}, want {FORMAT_ID}")
+    kind = model["kind"]
+    if kind not in ("calibration", "classifier"):
+        raise ArtifactError(f"unknown model kind {kind!r}")
+    classes = tuple(str(c) for c in model.get("classes") or ())
+    pipeline = FeaturePipeline(model["features"])
+    scorer = _build(model["estimator"], len(classes) if kind == "classifier" else 0)
+    return LoadedModel(
+        version=str(metadata["version"]),
+        kind=kind,
+        inputs=pipeline.inputs,
+        metadata=metadata,
+        pipeline=pipeline,
+        classes=classes,
+        target_transform=model.get("target_transform"),
+        _scorer=scorer,
+    )
+
+
+def load_artifact(path: str | Path) -> LoadedModel:
+    """Load an artifact directory written by `airlake ml train-*`."""
+    directory = Path(path)
+    files = {}
+    for name in (METADATA_FILE, MODEL_FILE):
+        file = directory / name
+        if not file.is_file():
+            raise ArtifactError(f"{directory}: no {name}")
+        files[name] = file.read_bytes()
+    return load_artifact_files(files)
