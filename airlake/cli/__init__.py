@@ -16,6 +16,7 @@ from airlake import __version__
 # (module under airlake.cli, in the order `--help` lists them)
 COMMANDS: tuple[str, ...] = (
     "validate",
+    "simulate",
 )
 
 

@@ -15,10 +15,14 @@ from airlake.cli._common import Subparsers, add_command
 
 
 def register(subparsers: Subparsers) -> None:
-    parser = add_command(subparsers, "validate", "Check readings (JSON lines, optionally gzip) against the contract")
+    parser = add_command(
+        subparsers, "validate", "Check readings (JSON lines, optionally gzip) against the contract"
+    )
     parser.add_argument("file", type=Path, help="JSON-lines file, '.gz' for gzip, '-' for stdin")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--quarantine-out", type=Path, help="write each quarantined record with its reason here")
+    parser.add_argument(
+        "--quarantine-out", type=Path, help="write each quarantined record with its reason here"
+    )
     parser.set_defaults(func=run)
 
 
