@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -55,7 +56,7 @@ def test_readings_are_in_event_time_order_with_increasing_seq_per_device(
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     # Globally ordered by device time, up to the +-45 s clock offsets between devices.
     times = [r.ts_ms for r in readings]
-    assert all(b - a > -90_000 for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a > -90_000 for a, b in itertools.pairwise(times))
 
 
 def test_reference_devices_carry_reference_channels_and_others_do_not(
