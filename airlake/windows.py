@@ -1,0 +1,282 @@
+"""Event-time windows per device and channel: the pure logic behind the aggregate Lambda.
+
+Lambda's own tumbling windows use arrival time and cap state at 900 s (DESIGN.md §3), so the
+windows here are ours. All times are UTC epoch milliseconds; windows are aligned to the Unix
+epoch, so every device and every run agrees on the boundaries.
+
+Definitions (the defaults; `WindowConfig` changes them):
+
+* A **pane** is a 5-minute tumbling slot `[start, start + 5 min)`: inclusive start, exclusive end.
+  A reading stamped exactly 00:05:00.000 belongs to `[00:05, 00:10)`, not `[00:00, 00:05)`.
+* Every window is a run of whole panes, so they are computed from pane summaries
+  (count, sum, min, max are mergeable) instead of updating twelve overlapping windows per reading:
+
+      event time (UTC) ->   00:00   00:05   00:10   ...   00:55   01:00   01:05
+      panes                 |  p0   |  p1   |  p2   | ... |  p11  |  p12  |
+      tumbling_5m           [ p0  )[ p1  )[ p2  )                 [ p12 )
+      tumbling_1h           [ p0 ............................ p11 )
+      sliding_1h_5m         [ p0 ............................ p11 )
+                                   [ p1 ............................ p12 )
+
+* **Watermark** of a device = max event time seen for it - allowed lateness (2 min). It only
+  moves forward and advances once per batch (after the batch is applied), never with wall-clock.
+* A pane **closes** when the watermark reaches its end. When the pane ending at `E` closes, each
+  window whose step divides `E` and ends at `E` is emitted once (if it holds any reading).
+* A reading whose pane is already closed is **late**: it changes nothing here, is counted and
+  routed to `hot/late/` for batch recomputation (the raw lake holds it anyway).
+* **Idempotency**: each pane keeps the keys `(ts, seq)` it accepted (late ones too), so a redelivered
+  reading is recognised as a duplicate while its pane is retained (one longest window after closing).
+  A closed window is never emitted twice: `closed_until` only moves forward and is stored with the
+  panes in one conditional write.
+* **Completeness** = readings with the channel / expected readings, where expected = window length /
+  the device's nominal step (60 s), capped at 1.
+* **EMA**: a time-aware exponential moving average per channel, `alpha = 1 - exp(-dt / tau)`,
+  tau = 15 min; only in-order readings (later than the last one applied) update it, which also
+  makes it immune to redelivery.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+MINUTE_MS: Final = 60_000
+HOUR_MS: Final = 60 * MINUTE_MS
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpec:
+    """A window of `length_ms` emitted every `step_ms` (tumbling when they are equal)."""
+
+    name: str
+    length_ms: int
+    step_ms: int
+
+
+DEFAULT_SPECS: Final = (
+    WindowSpec("tumbling_5m", 5 * MINUTE_MS, 5 * MINUTE_MS),
+    WindowSpec("tumbling_1h", HOUR_MS, HOUR_MS),
+    WindowSpec("sliding_1h_5m", HOUR_MS, 5 * MINUTE_MS),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowConfig:
+    pane_ms: int = 5 * MINUTE_MS
+    specs: tuple[WindowSpec, ...] = DEFAULT_SPECS
+    allowed_lateness_ms: int = 2 * MINUTE_MS
+    nominal_step_ms: int = MINUTE_MS
+    ema_tau_ms: int = 15 * MINUTE_MS
+
+    def __post_init__(self) -> None:
+        for spec in self.specs:
+            if spec.length_ms % self.pane_ms or spec.step_ms % self.pane_ms or spec.step_ms <= 0:
+                raise ValueError(f"window {spec.name}: length and step must be multiples of the pane")
+
+    @property
+    def max_length_ms(self) -> int:
+        return max(spec.length_ms for spec in self.specs)
+
+
+@dataclass(slots=True)
+class Pane:
+    """Summary of one pane: per channel [count, sum, min, max], plus the reading keys seen."""
+
+    start: int
+    stats: dict[str, list[float]] = field(default_factory=dict)
+    keys: set[tuple[int, int]] = field(default_factory=set)
+
+    def add(self, channels: Mapping[str, float]) -> None:
+        stats = self.stats
+        for name, value in channels.items():
+            entry = stats.get(name)
+            if entry is None:
+                stats[name] = [1.0, value, value, value]
+            else:
+                entry[0] += 1.0
+                entry[1] += value
+                entry[2] = min(entry[2], value)
+                entry[3] = max(entry[3], value)
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"start": self.start, "stats": self.stats, "keys": sorted(self.keys)}
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Pane:
+        keys = {(int(k[0]), int(k[1])) for k in doc["keys"]}
+        return cls(int(doc["start"]), {k: list(v) for k, v in doc["stats"].items()}, keys)
+
+
+@dataclass(slots=True)
+class DeviceWindows:
+    """Everything the aggregate stage remembers about one device (one state item)."""
+
+    device_id: str
+    max_ts: int | None = None
+    closed_until: int | None = None  # every pane ending at or before this is closed
+    open_panes: dict[int, Pane] = field(default_factory=dict)
+    closed_panes: dict[int, Pane] = field(default_factory=dict)
+    ema: dict[str, list[float]] = field(default_factory=dict)  # channel -> [value, ts_ms]
+    latest: dict[str, dict[str, Any]] = field(default_factory=dict)  # window name -> last emitted
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "max_ts": self.max_ts,
+            "closed_until": self.closed_until,
+            "open": [p.to_doc() for p in self.open_panes.values()],
+            "closed": [p.to_doc() for p in self.closed_panes.values()],
+            "ema": self.ema,
+            "latest": self.latest,
+        }
+
+    @classmethod
+    def from_doc(cls, device_id: str, doc: Mapping[str, Any] | None) -> DeviceWindows:
+        if doc is None:
+            return cls(device_id)
+        return cls(
+            device_id,
+            doc["max_ts"],
+            doc["closed_until"],
+            {p["start"]: Pane.from_doc(p) for p in doc["open"]},
+            {p["start"]: Pane.from_doc(p) for p in doc["closed"]},
+            {k: list(v) for k, v in doc["ema"].items()},
+            dict(doc["latest"]),
+        )
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    accepted: int = 0
+    duplicates: int = 0
+    late: list[Any] = field(default_factory=list)  # the late readings themselves, to route
+    emitted: list[dict[str, Any]] = field(default_factory=list)
+
+
+def apply_readings(state: DeviceWindows, readings: Iterable[Any], config: WindowConfig) -> ApplyResult:
+    """Add one device's readings (any order) to its panes, then close what the watermark passed.
+
+    `readings` are objects with device_id, ts_ms, seq and channels (contract Readings). Mutates
+    `state`; returns counts, late readings and the closed-window aggregate records to emit.
+    """
+    result = ApplyResult()
+    ordered = sorted(readings, key=lambda r: (r.ts_ms, r.seq))
+    if not ordered:
+        return result
+    pane_ms = config.pane_ms
+    if state.closed_until is None:
+        first = ordered[0].ts_ms
+        state.closed_until = first - first % pane_ms
+    closed_until = state.closed_until
+    max_ts = state.max_ts
+    tau = float(config.ema_tau_ms)
+    ema = state.ema
+    for reading in ordered:
+        ts = reading.ts_ms
+        key = (ts, reading.seq)
+        start = ts - ts % pane_ms
+        if start + pane_ms <= closed_until:
+            closed = state.closed_panes.get(start)
+            if closed is not None and key in closed.keys:
+                result.duplicates += 1
+                continue
+            if closed is not None:
+                closed.keys.add(key)  # so a redelivery of this late reading is a duplicate
+            result.late.append(reading)
+            continue
+        pane = state.open_panes.get(start)
+        if pane is None:
+            pane = state.open_panes[start] = Pane(start)
+        elif key in pane.keys:
+            result.duplicates += 1
+            continue
+        pane.keys.add(key)
+        pane.add(reading.channels)
+        result.accepted += 1
+        if max_ts is None or ts > max_ts:
+            max_ts = ts
+        for name, value in reading.channels.items():
+            entry = ema.get(name)
+            if entry is None:
+                ema[name] = [float(value), float(ts)]
+            elif ts > entry[1]:
+                alpha = 1.0 - math.exp(-(ts - entry[1]) / tau)
+                entry[0] += alpha * (value - entry[0])
+                entry[1] = float(ts)
+    state.max_ts = max_ts
+    if max_ts is not None:
+        result.emitted = _close(state, max_ts - config.allowed_lateness_ms, config)
+    return result
+
+
+def _close(state: DeviceWindows, watermark: int, config: WindowConfig) -> list[dict[str, Any]]:
+    pane_ms = config.pane_ms
+    old = state.closed_until
+    assert old is not None
+    new = watermark - watermark % pane_ms
+    if new <= old:
+        return []
+    for start in [s for s in state.open_panes if s + pane_ms <= new]:
+        state.closed_panes[start] = state.open_panes.pop(start)
+    max_len = config.max_length_ms
+    panes = state.closed_panes
+    starts = sorted(s for s, p in panes.items() if p.stats)
+    emitted: list[dict[str, Any]] = []
+    end = old + pane_ms
+    while end <= new:
+        index = bisect_left(starts, end - max_len)
+        if index == len(starts):
+            break
+        if starts[index] >= end:  # nothing in any window ending here: jump to the next data
+            end = starts[index] + pane_ms
+            continue
+        for spec in config.specs:
+            if end % spec.step_ms == 0:
+                records = _window_records(state.device_id, spec, end, panes, config)
+                if records:
+                    emitted.extend(records)
+                    state.latest[spec.name] = {r["channel"]: r for r in records}
+        end += pane_ms
+    state.closed_until = new
+    keep_from = new + pane_ms - max_len
+    for start in [s for s in panes if s < keep_from]:
+        del panes[start]
+    return emitted
+
+
+def _window_records(
+    device_id: str, spec: WindowSpec, end: int, panes: Mapping[int, Pane], config: WindowConfig
+) -> list[dict[str, Any]]:
+    start = end - spec.length_ms
+    merged: dict[str, list[float]] = {}
+    for pane_start in range(start, end, config.pane_ms):
+        pane = panes.get(pane_start)
+        if pane is None:
+            continue
+        for name, (count, total, low, high) in pane.stats.items():
+            entry = merged.get(name)
+            if entry is None:
+                merged[name] = [count, total, low, high]
+            else:
+                entry[0] += count
+                entry[1] += total
+                entry[2] = min(entry[2], low)
+                entry[3] = max(entry[3], high)
+    expected = spec.length_ms / config.nominal_step_ms
+    return [
+        {
+            "device_id": device_id,
+            "window": spec.name,
+            "start_ms": start,
+            "end_ms": end,
+            "channel": name,
+            "count": int(count),
+            "mean": total / count,
+            "min": low,
+            "max": high,
+            "completeness": min(1.0, count / expected),
+        }
+        for name, (count, total, low, high) in sorted(merged.items())
+    ]
