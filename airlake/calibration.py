@@ -1,0 +1,280 @@
+"""Calibration: raw metal-oxide responses -> calibrated CO (mg/m3), NOx (ppb) and NO2 (ug/m3).
+
+Used by the calibrate Lambda, the cold-path Glue job and the local runtime through one API:
+`load_calibrator(source)` and `Calibrator.calibrate_channels(device_id, channels, ts_ms)`.
+
+Models come from a registry (`registry.json`, owned by the ML issue):
+`{"version", "calibration": {"fleet": {"co": dir, ...}, "devices": {device_id: {"co": dir}}},
+"classifier": dir}`, directories relative to the registry, each an `airlake.model/v1` artifact
+evaluated by `airlake.ml.runtime` (standard library only: no numpy or sklearn on the hot path).
+A device's own model overrides the fleet model for that target only.
+
+When no registry exists (before the ML issue ships one), the fleet default is `BUILTIN_LINEAR`:
+an ordinary least-squares fit on the vendored UCI data (data/uci_air_quality, all 2004-2005 rows
+where the target and inputs are present, inputs standardised) of each reference concentration on
+its metal-oxide response, temperature and relative humidity:
+
+    target    inputs                               n      RMSE          R^2
+    co        mox_co, temperature, humidity        7344   0.67 mg/m3    0.79
+    nox       mox_nox, temperature, humidity       7396   137 ppb       0.56
+    no2       mox_no2, temperature, humidity       7393   39 ug/m3      0.33
+
+tests/hot/test_calibration.py refits it from the CSV and checks these numbers. It is a baseline,
+not a good model: the sensors drift, which is what the ML issue's per-device models fix.
+
+The source's pointer (SSM parameter value, or the registry file's content hash locally) is checked
+at most every `refresh_seconds` (injectable clock); when it changes, the models are reloaded, so a
+new model version needs no redeploy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from airlake.contract.limits import CHANNEL_RANGES
+from airlake.ml.runtime import LoadedModel, load_artifact_files
+
+TARGETS: Final = ("co", "nox", "no2")
+REGISTRY_FILE: Final = "registry.json"
+DEVICES_FILE: Final = "devices.json"
+DEFAULT_MODELS_DIR: Final = Path(__file__).resolve().parent.parent / "models"
+BUILTIN_VERSION: Final = "builtin-linear-uci-v1"
+
+# UCI column names for the wire channels, so an artifact trained on the raw CSV columns can be fed.
+UCI_ALIASES: Final[dict[str, str]] = {
+    "mox_co": "PT08.S1(CO)",
+    "mox_nmhc": "PT08.S2(NMHC)",
+    "mox_nox": "PT08.S3(NOx)",
+    "mox_no2": "PT08.S4(NO2)",
+    "mox_o3": "PT08.S5(O3)",
+    "temperature": "T",
+    "humidity": "RH",
+    "abs_humidity": "AH",
+}
+
+# target -> (inputs, input means, input scales, intercept, coefficients on standardised inputs)
+BUILTIN_LINEAR: Final[dict[str, tuple[tuple[str, ...], tuple[float, ...], tuple[float, ...], float,
+                                      tuple[float, ...]]]] = {
+    "co": (("mox_co", "temperature", "humidity"), (1110.580746, 17.770425, 49.060076),
+           (218.666443, 8.862085, 17.450375), 2.129711, (1.295641, -0.115697, -0.192706)),
+    "nox": (("mox_nox", "temperature", "humidity"), (824.533261, 17.96924, 48.768916),
+            (256.877362, 9.001759, 17.494505), 242.189292, (-146.87896, -82.412983, -14.442266)),
+    "no2": (("mox_no2", "temperature", "humidity"), (1452.011362, 17.964805, 48.77545),
+            (353.484087, 9.000539, 17.494177), 112.145137, (31.797466, -43.600394, -28.556157)),
+}  # fmt: skip
+
+
+class ModelSource(Protocol):
+    """Where the registry and artifacts live: a local folder, or S3 behind an SSM pointer."""
+
+    def pointer(self) -> str:
+        """A cheap identifier of the current registry; a new value means new models."""
+        ...
+
+    def registry(self) -> dict[str, Any] | None:
+        """The current registry document, or None when none is published."""
+        ...
+
+    def artifact_files(self, relative_dir: str) -> dict[str, bytes]:
+        """The files of one artifact directory (relative to the registry)."""
+        ...
+
+    def devices(self) -> list[dict[str, Any]]:
+        """The device registry (`devices.json`), or [] when absent."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DirectorySource:
+    """Models in a local folder (the shipped `models/`, or `.airlake/models/`)."""
+
+    root: Path
+
+    def _read(self, name: str) -> bytes | None:
+        path = self.root / name
+        return path.read_bytes() if path.is_file() else None
+
+    def pointer(self) -> str:
+        data = self._read(REGISTRY_FILE)
+        return "none" if data is None else hashlib.sha256(data).hexdigest()
+
+    def registry(self) -> dict[str, Any] | None:
+        data = self._read(REGISTRY_FILE)
+        return None if data is None else dict(json.loads(data))
+
+    def artifact_files(self, relative_dir: str) -> dict[str, bytes]:
+        directory = self.root / relative_dir
+        return {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
+
+    def devices(self) -> list[dict[str, Any]]:
+        data = self._read(DEVICES_FILE)
+        return [] if data is None else list(json.loads(data))
+
+
+def builtin_artifact_files(target: str) -> dict[str, bytes]:
+    """BUILTIN_LINEAR[target] as an `airlake.model/v1` artifact, so one evaluator runs everything."""
+    inputs, means, scales, intercept, coef = BUILTIN_LINEAR[target]
+    model = {
+        "format": "airlake.model/v1",
+        "kind": "calibration",
+        "features": [{"op": "raw", "col": name} for name in inputs],
+        "classes": None,
+        "target_transform": None,
+        "estimator": {
+            "type": "linear",
+            "fill": list(means),
+            "mean": list(means),
+            "scale": list(scales),
+            "coef": [list(coef)],
+            "intercept": [intercept],
+        },
+    }
+    metadata = {
+        "format": "airlake.model/v1",
+        "kind": "calibration",
+        "version": BUILTIN_VERSION,
+        "target": target,
+        "training": "OLS on data/uci_air_quality, see airlake.calibration",
+    }
+    return {"model.json": json.dumps(model).encode(), "metadata.json": json.dumps(metadata).encode()}
+
+
+@dataclass(slots=True)
+class ModelSet:
+    """One registry version, loaded: fleet and per-device calibration models, the classifier."""
+
+    version: str
+    fleet: dict[str, LoadedModel]
+    devices: dict[str, dict[str, LoadedModel]] = field(default_factory=dict)
+    classifier: LoadedModel | None = None
+    device_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def load_model_set(source: ModelSource) -> ModelSet:
+    registry = source.registry()
+    info = {str(d["device_id"]): d for d in source.devices() if "device_id" in d}
+    if registry is None:
+        fleet = {t: load_artifact_files(builtin_artifact_files(t)) for t in TARGETS}
+        return ModelSet(BUILTIN_VERSION, fleet, device_info=info)
+    cache: dict[str, LoadedModel] = {}
+
+    def load(rel: str) -> LoadedModel:
+        if rel not in cache:
+            cache[rel] = load_artifact_files(source.artifact_files(rel))
+        return cache[rel]
+
+    calibration = registry.get("calibration") or {}
+    fleet = {t: load(d) for t, d in (calibration.get("fleet") or {}).items()}
+    for target in TARGETS:  # a registry without a fleet model for a target keeps the baseline
+        fleet.setdefault(target, load_artifact_files(builtin_artifact_files(target)))
+    devices = {
+        device: {t: load(d) for t, d in targets.items()}
+        for device, targets in (calibration.get("devices") or {}).items()
+    }
+    classifier_dir = registry.get("classifier")
+    classifier = load(classifier_dir) if classifier_dir else None
+    return ModelSet(str(registry["version"]), fleet, devices, classifier, info)
+
+
+class ModelProvider:
+    """The current ModelSet, reloaded when the source's pointer changes (checked every N seconds)."""
+
+    def __init__(
+        self,
+        source: ModelSource,
+        *,
+        refresh_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._refresh_seconds = refresh_seconds
+        self._clock = clock
+        self._pointer = source.pointer()
+        self._models = load_model_set(source)
+        self._checked_at = clock()
+
+    @property
+    def models(self) -> ModelSet:
+        now = self._clock()
+        if now - self._checked_at >= self._refresh_seconds:
+            self._checked_at = now
+            pointer = self._source.pointer()
+            if pointer != self._pointer:
+                self._models = load_model_set(self._source)
+                self._pointer = pointer
+        return self._models
+
+
+class Calibrator:
+    """Applies the current calibration models; per-device overrides over the fleet default."""
+
+    def __init__(self, provider: ModelProvider) -> None:
+        self.provider = provider
+        self._states: dict[tuple[str, str, str], object] = {}
+
+    @property
+    def version(self) -> str:
+        return self.provider.models.version
+
+    def calibrate_channels(
+        self, device_id: str, channels: Mapping[str, float], ts_ms: int
+    ) -> tuple[dict[str, float], str]:
+        """Calibrated `co`, `nox`, `no2` for one reading, and the model version used.
+
+        A target is omitted when any input of its model is missing. Results are clipped to the
+        physical range of the output channel (a linear model can go below zero in clean air).
+        """
+        models = self.provider.models
+        overrides = models.devices.get(device_id)
+        out: dict[str, float] = {}
+        for target in TARGETS:
+            model = (overrides or {}).get(target) or models.fleet.get(target)
+            if model is None:
+                continue
+            row: dict[str, float] = {}
+            for name in model.inputs:
+                value = channels.get(name)
+                if value is None:
+                    value = _aliased(channels, name)
+                    if value is None:
+                        break
+                row[name] = value
+            else:
+                state = None
+                if model.temporal:  # per-device causal feature state, kept for this container's life
+                    state_key = (device_id, target, model.version)
+                    state = self._states.get(state_key)
+                    if state is None:
+                        state = self._states[state_key] = model.new_state()
+                value = float(model.predict_one(row, ts_ms=ts_ms, state=state))
+                low, high, _unit = CHANNEL_RANGES[target]
+                out[target] = min(max(value, low), high)
+        return out, models.version
+
+
+_REVERSE_ALIASES: Final = {uci: wire for wire, uci in UCI_ALIASES.items()}
+
+
+def _aliased(channels: Mapping[str, float], name: str) -> float | None:
+    wire = _REVERSE_ALIASES.get(name)
+    return None if wire is None else channels.get(wire)
+
+
+def load_calibrator(
+    source: ModelSource | str | Path | None = None,
+    *,
+    refresh_seconds: float = 60.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> Calibrator:
+    """A Calibrator over a models folder (default: the repo's `models/`) or any ModelSource."""
+    if source is None:
+        source = DirectorySource(DEFAULT_MODELS_DIR)
+    elif isinstance(source, str | Path):
+        source = DirectorySource(Path(source))
+    return Calibrator(ModelProvider(source, refresh_seconds=refresh_seconds, clock=clock))
