@@ -1,0 +1,574 @@
+"""Classification: air-quality events and device faults, as alert transitions. Pure logic.
+
+Every detector turns readings (in event-time order) into two numbers per step: the *enter* level
+(the highest severity band whose raise threshold is met, -1 for none) and the *hold* level (the
+highest band whose lower clear threshold is still met). One episode machine per device and event
+type turns those into alert transitions, with a minimum duration and hysteresis:
+
+    idle --enter>=0--> pending --held for min_duration--> OPEN  (emits "raised")
+    OPEN --level changes (escalate on enter, de-escalate below the band's exit)--> "updated"
+    OPEN --hold<0--> clearing --hold<0 for clear_duration--> idle (emits "cleared")
+                     clearing --hold>=0--> OPEN (no alert: it never cleared)
+
+Guideline levels (air-quality events; values are the raise thresholds, clear thresholds sit ~10 %
+lower so a value hovering at a threshold does not flap):
+
+* CO2 (ppm): warning 1000, critical 2000. German UBA / Ad-hoc-AG "Gesundheitliche Bewertung von
+  Kohlendioxid in der Innenraumluft" (Bundesgesundheitsblatt 2008): < 1000 harmless, 1000-2000
+  conspicuous, > 2000 unacceptable; 1000 ppm is also the classic ASHRAE 62.1 comfort reference.
+* PM2.5 (ug/m3): info 15 (WHO Global Air Quality Guidelines 2021, 24-h AQG level), warning 35.5 and
+  critical 55.5 (US EPA AQI breakpoints, 2024 revision: "Unhealthy for Sensitive Groups" and
+  "Unhealthy" begin there).
+* TVOC (ppb, isobutylene equivalent, 1 mg/m3 = 436 ppb at 25 C): warning 436 (1 mg/m3) and
+  critical 1307 (3 mg/m3), German UBA TVOC levels 3 and 4 (Bundesgesundheitsblatt 2007: above
+  1 mg/m3 hygienically conspicuous, above 3 mg/m3 acceptable only temporarily).
+* CO (mg/m3): warning 10 and critical 35: WHO Guidelines for Indoor Air Quality: Selected
+  Pollutants (2010), 8-h and 1-h guideline values.
+* NO2 (ug/m3): warning 200 (WHO 2021 AQG 1-h level), critical 400 (EU alert threshold,
+  Directive 2008/50/EC Annex XII).
+
+Device faults: stuck/flatline (a channel repeats the same value for 30 min), spikes (one reading
+jumps away from both neighbours and comes back: judged when the next reading arrives),
+out-of-range (physically possible but implausible for the fleet, e.g. saturation), dropouts (no
+data for longer than 5 nominal steps, judged against the newest event time on the shard), and drift
+(a calibrated value's moving average diverging from the median of its site's peers).
+
+Idempotency: a device's readings are applied only if newer than its high-water `(ts, seq)`, so a
+redelivered batch produces no transition at all; out-of-order readings are counted, not classified
+(episodes are about sequences, and the windows and cold path still see them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+SEVERITIES: Final = ("info", "warning", "critical")
+MINUTE_MS: Final = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    severity: str
+    enter: float  # raise (or escalate) at value >= enter
+    exit: float  # stay at this level while value >= exit
+
+
+@dataclass(frozen=True, slots=True)
+class EventRule:
+    event_type: str
+    channel: str
+    bands: tuple[Band, ...]  # ascending
+    min_duration_ms: int = 5 * MINUTE_MS
+    clear_duration_ms: int = 5 * MINUTE_MS
+
+
+AIR_QUALITY_RULES: Final = (
+    EventRule("co2_high", "co2", (Band("warning", 1000, 900), Band("critical", 2000, 1800))),
+    EventRule(
+        "pm25_high", "pm25", (Band("info", 15, 12), Band("warning", 35.5, 30), Band("critical", 55.5, 50))
+    ),
+    EventRule("voc_high", "voc", (Band("warning", 436, 390), Band("critical", 1307, 1180))),
+    EventRule("co_high", "co", (Band("warning", 10, 8.5), Band("critical", 35, 30))),
+    EventRule("no2_high", "no2", (Band("warning", 200, 180), Band("critical", 400, 360))),
+)
+
+# Implausible-but-possible values: (low, high) outside of which a reading is suspect. Saturation of
+# a 16-bit converter, NDIR sensors pinned at their 10,000 ppm top, relative humidity stuck at 0/100.
+PLAUSIBLE: Final[dict[str, tuple[float, float]]] = {
+    "co2": (300.0, 9_999.0),
+    "pm25": (0.0, 999.0),
+    "voc": (0.0, 59_999.0),
+    "temperature": (-20.0, 60.0),
+    "humidity": (0.5, 99.5),
+    "mox_co": (1.0, 65_534.0),
+    "mox_nmhc": (1.0, 65_534.0),
+    "mox_nox": (1.0, 65_534.0),
+    "mox_no2": (1.0, 65_534.0),
+    "mox_o3": (1.0, 65_534.0),
+}
+# Minimum jump (in the channel's unit) that counts as a spike when it also comes straight back.
+SPIKE_JUMP: Final[dict[str, float]] = {
+    "co2": 500.0, "pm25": 100.0, "voc": 1000.0, "temperature": 5.0, "humidity": 20.0,
+    "co": 5.0, "nox": 300.0, "no2": 150.0,
+}  # fmt: skip
+FLATLINE_CHANNELS: Final = ("co2", "pm25", "voc", "temperature", "humidity", "mox_co", "mox_nox", "mox_no2")
+# Drift: (absolute tolerance, relative tolerance of the peer median), on the 30-min moving average.
+DRIFT_TOLERANCE: Final[dict[str, tuple[float, float]]] = {
+    "co": (1.0, 0.5), "nox": (100.0, 0.5), "no2": (40.0, 0.5), "co2": (200.0, 0.3),
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class FaultConfig:
+    flatline_ms: int = 30 * MINUTE_MS
+    flatline_min_readings: int = 10
+    out_of_range_min_ms: int = 2 * MINUTE_MS
+    out_of_range_clear_ms: int = 5 * MINUTE_MS
+    spike_clear_ms: int = 10 * MINUTE_MS
+    dropout_after_ms: int = 5 * MINUTE_MS
+    drift_tau_ms: int = 30 * MINUTE_MS
+    drift_min_ms: int = 30 * MINUTE_MS
+    drift_clear_ms: int = 30 * MINUTE_MS
+    drift_min_peers: int = 2
+    peer_fresh_ms: int = 60 * MINUTE_MS
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One alert lifecycle step for one device and event type."""
+
+    device_id: str
+    event_type: str
+    category: str  # air_quality | device_fault
+    status: str  # raised | updated | cleared
+    severity: str
+    episode_start_ms: int
+    at_ms: int
+    channel: str | None
+    value: float | None
+    peak: float | None
+    threshold: float | None
+    detail: str
+
+    @property
+    def alert_id(self) -> str:
+        return alert_id(self.device_id, self.event_type, self.episode_start_ms)
+
+    @property
+    def transition_id(self) -> str:
+        return f"{self.alert_id}-{self.status}-{self.at_ms}"
+
+
+def alert_id(device_id: str, event_type: str, episode_start_ms: int) -> str:
+    """Deterministic: the same episode always has the same id, so a redelivered raise is recognised."""
+    return hashlib.sha256(f"{device_id}|{event_type}|{episode_start_ms}".encode()).hexdigest()[:24]
+
+
+def advance(  # noqa: PLR0917 (a state-machine step reads best positionally)
+    ep: dict[str, Any] | None, ts: int, enter: int, hold: int, min_ms: int, clear_ms: int
+) -> tuple[dict[str, Any] | None, str | None]:
+    """One step of the episode machine (module docstring). Returns the new episode and a status.
+
+    On "cleared" the returned episode is the one that just closed (the caller drops it)."""
+    if ep is None:
+        if enter < 0:
+            return None, None
+        ep = {"phase": "pending", "since": ts, "rank": enter}
+    if ep["phase"] == "pending":
+        if enter < 0:
+            return None, None
+        ep["rank"] = enter
+        if ts - ep["since"] >= min_ms:
+            ep["phase"] = "open"
+            return ep, "raised"
+        return ep, None
+    level = max(enter, min(ep["rank"], hold))
+    if level < 0:
+        if ep["phase"] == "open":
+            ep["phase"] = "clearing"
+            ep["clear_since"] = ts
+        if ts - ep["clear_since"] >= clear_ms:
+            return ep, "cleared"
+        return ep, None
+    ep["phase"] = "open"
+    if level != ep["rank"]:
+        ep["rank"] = level
+        return ep, "updated"
+    return ep, None
+
+
+def band_levels(bands: Sequence[Band], value: float) -> tuple[int, int]:
+    enter = hold = -1
+    for index, band in enumerate(bands):
+        if value >= band.enter:
+            enter = index
+        if value >= band.exit:
+            hold = index
+    return enter, hold
+
+
+@dataclass(slots=True)
+class DeviceClassState:
+    """What classify remembers per device (one state item)."""
+
+    hw: tuple[int, int] | None = None  # newest (ts, seq) applied
+    episodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    flat: dict[str, list[float]] = field(default_factory=dict)  # channel -> [value, since_ts, n]
+    spike: dict[str, list[float]] = field(default_factory=dict)  # channel -> [previous, last]
+    published: list[str] = field(default_factory=list)  # recent transition ids, newest last
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "hw": self.hw,
+            "ep": self.episodes,
+            "flat": self.flat,
+            "spike": self.spike,
+            "pub": self.published,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any] | None) -> DeviceClassState:
+        if doc is None:
+            return cls()
+        hw = doc["hw"]
+        return cls(
+            None if hw is None else (hw[0], hw[1]),
+            dict(doc["ep"]),
+            dict(doc["flat"]),
+            dict(doc["spike"]),
+            list(doc["pub"]),
+        )
+
+
+@dataclass(slots=True)
+class ClassifyResult:
+    transitions: list[Transition] = field(default_factory=list)
+    applied: int = 0
+    skipped: int = 0  # duplicates and out-of-order readings
+
+
+@dataclass(frozen=True, slots=True)
+class _Emitter:
+    device_id: str
+    out: list[Transition]
+
+    def emit(  # noqa: PLR0917
+        self,
+        ep: dict[str, Any],
+        status: str,
+        event_type: str,
+        category: str,
+        severity: str,
+        at: int,
+        channel: str | None,
+        value: float | None,
+        threshold: float | None,
+        detail: str,
+    ) -> None:
+        self.out.append(
+            Transition(
+                self.device_id,
+                event_type,
+                category,
+                status,
+                severity,
+                int(ep["since"]),
+                at,
+                channel,
+                value,
+                ep.get("peak"),
+                threshold,
+                detail,
+            )
+        )
+
+
+def classify_readings(
+    state: DeviceClassState,
+    roster_entry: dict[str, Any],
+    device_id: str,
+    readings: Sequence[Any],
+    *,
+    rules: Sequence[EventRule] = AIR_QUALITY_RULES,
+    faults: FaultConfig = FaultConfig(),
+) -> ClassifyResult:
+    """Apply one device's readings (objects with ts_ms, seq, channels) to its state, in event-time
+    order; mutates `state` and `roster_entry` (last time, drift averages, dropout episode)."""
+    result = ClassifyResult()
+    emitter = _Emitter(device_id, result.transitions)
+    episodes = state.episodes
+    for reading in sorted(readings, key=lambda r: (r.ts_ms, r.seq)):
+        key = (reading.ts_ms, reading.seq)
+        if state.hw is not None and key <= state.hw:
+            result.skipped += 1
+            continue
+        state.hw = key
+        result.applied += 1
+        ts = reading.ts_ms
+        channels: Mapping[str, float] = reading.channels
+        _dropout_gap(roster_entry, emitter, ts, faults)
+        roster_entry["last"] = ts
+        for rule in rules:
+            value = channels.get(rule.channel)
+            if value is None:
+                continue
+            enter, hold = band_levels(rule.bands, value)
+            ep, status = advance(
+                episodes.get(rule.event_type), ts, enter, hold, rule.min_duration_ms, rule.clear_duration_ms
+            )
+            if ep is not None:
+                ep["peak"] = max(ep.get("peak", value), value)
+            _store(episodes, rule.event_type, ep, status)
+            if status is not None and ep is not None:
+                band = rule.bands[ep["rank"]]
+                emitter.emit(
+                    ep,
+                    status,
+                    rule.event_type,
+                    "air_quality",
+                    band.severity,
+                    ts,
+                    rule.channel,
+                    value,
+                    band.enter,
+                    f"{rule.channel}={value:g}",
+                )
+        _faults(state, emitter, ts, channels, faults)
+        _drift_average(roster_entry, ts, channels, faults)
+    return result
+
+
+def _store(
+    episodes: dict[str, dict[str, Any]], name: str, ep: dict[str, Any] | None, status: str | None
+) -> None:
+    if ep is None or status == "cleared":
+        episodes.pop(name, None)
+    else:
+        episodes[name] = ep
+
+
+def _fault_step(  # noqa: PLR0917
+    state: DeviceClassState,
+    emitter: _Emitter,
+    name: str,
+    ts: int,
+    active: str | None,
+    min_ms: int,
+    clear_ms: int,
+    severity: str,
+    value: float | None,
+    detail: str,
+) -> None:
+    level = 0 if active is not None else -1
+    ep, status = advance(state.episodes.get(name), ts, level, level, min_ms, clear_ms)
+    if ep is not None and active is not None:
+        ep["channel"] = active
+    _store(state.episodes, name, ep, status)
+    if status is not None and ep is not None:
+        emitter.emit(ep, status, name, "device_fault", severity, ts, ep.get("channel"), value, None, detail)
+
+
+def _faults(
+    state: DeviceClassState, emitter: _Emitter, ts: int, channels: Mapping[str, float], cfg: FaultConfig
+) -> None:
+    # out of range: any channel outside its plausible range
+    bad: str | None = None
+    bad_value: float | None = None
+    for name, (low, high) in PLAUSIBLE.items():
+        value = channels.get(name)
+        if value is not None and not low <= value <= high:
+            bad, bad_value = name, value
+            break
+    _fault_step(
+        state,
+        emitter,
+        "fault_out_of_range",
+        ts,
+        bad,
+        cfg.out_of_range_min_ms,
+        cfg.out_of_range_clear_ms,
+        "warning",
+        bad_value,
+        f"{bad}={bad_value}" if bad else "back in range",
+    )
+
+    # flatline: the same value for flatline_ms and at least flatline_min_readings readings
+    flat: str | None = None
+    for name in FLATLINE_CHANNELS:
+        value = channels.get(name)
+        if value is None:
+            continue
+        track = state.flat.get(name)
+        if track is None or track[0] != value:
+            state.flat[name] = [value, ts, 1]
+            continue
+        track[2] += 1
+        if flat is None and ts - track[1] >= cfg.flatline_ms and track[2] >= cfg.flatline_min_readings:
+            flat = name
+    _fault_step(
+        state,
+        emitter,
+        "fault_flatline",
+        ts,
+        flat,
+        0,
+        0,
+        "warning",
+        channels.get(flat) if flat else None,
+        f"{flat} stuck" if flat else "values change again",
+    )
+
+    # spike: the previous reading jumped away from both neighbours, which agree with each other
+    spiked: str | None = None
+    spike_value: float | None = None
+    for name, jump in SPIKE_JUMP.items():
+        value = channels.get(name)
+        if value is None:
+            continue
+        track = state.spike.get(name)
+        if track is None:
+            state.spike[name] = [value, value]
+            continue
+        before, middle = track
+        if (
+            spiked is None
+            and abs(middle - before) > jump
+            and abs(middle - value) > jump
+            and abs(value - before) <= jump / 2
+        ):
+            spiked, spike_value = name, middle
+        track[0], track[1] = middle, value
+    _fault_step(
+        state,
+        emitter,
+        "fault_spike",
+        ts,
+        spiked,
+        0,
+        cfg.spike_clear_ms,
+        "info",
+        spike_value,
+        f"{spiked} spiked to {spike_value}" if spiked else "no spike since",
+    )
+
+
+def _drift_average(entry: dict[str, Any], ts: int, channels: Mapping[str, float], cfg: FaultConfig) -> None:
+    averages: dict[str, list[float]] = entry.setdefault("ema", {})
+    for name in DRIFT_TOLERANCE:
+        value = channels.get(name)
+        if value is None:
+            continue
+        track = averages.get(name)
+        if track is None:
+            averages[name] = [value, ts]
+        elif ts > track[1]:
+            alpha = 1.0 - math.exp(-(ts - track[1]) / cfg.drift_tau_ms)
+            track[0] += alpha * (value - track[0])
+            track[1] = ts
+
+
+def _dropout_gap(entry: dict[str, Any], emitter: _Emitter, ts: int, cfg: FaultConfig) -> None:
+    """A reading after a gap: raise (if the shard check has not already) and clear the dropout."""
+    last = entry.get("last")
+    ep = entry.get("dropout")
+    if ep is None and last is not None and ts - last > cfg.dropout_after_ms:
+        ep, status = advance(None, last + cfg.dropout_after_ms, 0, 0, 0, 0)
+        if ep is not None and status is not None:
+            emitter.emit(
+                ep,
+                status,
+                "fault_dropout",
+                "device_fault",
+                "warning",
+                int(ep["since"]),
+                None,
+                None,
+                None,
+                f"no data since {last}",
+            )
+    if ep is not None:
+        ep, status = advance(ep, ts, -1, -1, 0, 0)
+        if status is not None and ep is not None:
+            emitter.emit(
+                ep, status, "fault_dropout", "device_fault", "warning", ts, None, None, None, "data resumed"
+            )
+        entry["dropout"] = None
+
+
+def check_dropouts(
+    roster: dict[str, dict[str, Any]], now_ms: int, cfg: FaultConfig = FaultConfig()
+) -> list[Transition]:
+    """Raise a dropout for each device silent for longer than allowed, judged against `now_ms`,
+    the newest event time seen on the shard (never wall-clock)."""
+    out: list[Transition] = []
+    for device_id, entry in sorted(roster.items()):
+        last = entry.get("last")
+        if entry.get("dropout") is None and last is not None and now_ms - last > cfg.dropout_after_ms:
+            ep, status = advance(None, last + cfg.dropout_after_ms, 0, 0, 0, 0)
+            entry["dropout"] = ep
+            if ep is not None and status is not None:
+                _Emitter(device_id, out).emit(
+                    ep,
+                    status,
+                    "fault_dropout",
+                    "device_fault",
+                    "warning",
+                    int(ep["since"]),
+                    None,
+                    None,
+                    None,
+                    f"no data since {last}",
+                )
+    return out
+
+
+def check_drift(
+    state: DeviceClassState,
+    roster: Mapping[str, dict[str, Any]],
+    device_id: str,
+    cfg: FaultConfig = FaultConfig(),
+) -> list[Transition]:
+    """Compare the device's moving averages with the median of its site's fresh peers."""
+    out: list[Transition] = []
+    entry = roster[device_id]
+    ts = entry.get("last")
+    if ts is None:
+        return out
+    site = entry.get("site", "unknown")
+    worst: tuple[str, float, float] | None = None
+    holding = False
+    for name, (abs_tol, rel_tol) in DRIFT_TOLERANCE.items():
+        own = entry.get("ema", {}).get(name)
+        if own is None:
+            continue
+        peers = [
+            other["ema"][name][0]
+            for other_id, other in roster.items()
+            if other_id != device_id
+            and other.get("site", "unknown") == site
+            and name in other.get("ema", {})
+            and ts - other["ema"][name][1] <= cfg.peer_fresh_ms
+        ]
+        if len(peers) < cfg.drift_min_peers:
+            continue
+        median = statistics.median(peers)
+        tolerance = max(abs_tol, rel_tol * abs(median))
+        deviation = abs(own[0] - median)
+        if deviation > tolerance and worst is None:
+            worst = (name, own[0], median)
+        if deviation > tolerance / 2:
+            holding = True
+    enter = 0 if worst is not None else -1
+    ep, status = advance(
+        state.episodes.get("fault_drift"),
+        ts,
+        enter,
+        0 if holding else -1,
+        cfg.drift_min_ms,
+        cfg.drift_clear_ms,
+    )
+    if ep is not None and worst is not None:
+        ep["channel"] = worst[0]
+    _store(state.episodes, "fault_drift", ep, status)
+    if status is not None and ep is not None:
+        detail = (
+            f"{worst[0]} average {worst[1]:.3g} vs peer median {worst[2]:.3g}" if worst else "back with peers"
+        )
+        _Emitter(device_id, out).emit(
+            ep,
+            status,
+            "fault_drift",
+            "device_fault",
+            "warning",
+            ts,
+            ep.get("channel"),
+            worst[1] if worst else None,
+            None,
+            detail,
+        )
+    return out
