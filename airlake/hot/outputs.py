@@ -1,0 +1,189 @@
+"""Where the hot path writes: the calibrated stream, the lake, and the alerts topic.
+
+Each output is a small protocol with one AWS implementation (clients created on first use, so
+`AWS_ENDPOINT_URL` set by the local runtime is honoured) and one in-memory implementation for tests
+and benchmarks. Lake objects get deterministic keys (a hash of their content), so a batch that is
+redelivered after a partial failure rewrites the same object instead of adding a duplicate one.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+_PUT_RECORDS_LIMIT = 500  # Kinesis PutRecords: at most 500 entries a call
+_PUT_RECORDS_ATTEMPTS = 5
+_PUBLISH_ATTEMPTS = 4
+
+
+class RecordStream(Protocol):
+    def put_records(self, records: Sequence[tuple[str, bytes]]) -> list[int]:
+        """Put (partition key, data) pairs; returns the indexes that still failed after retries."""
+        ...
+
+
+class Lake(Protocol):
+    def put_object(self, key: str, body: bytes) -> None: ...
+
+
+class Notifier(Protocol):
+    def publish(self, message: str, attributes: Mapping[str, str]) -> None:
+        """Publish one message; raises after retries are exhausted."""
+        ...
+
+
+def dt_of(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+
+
+def write_jsonl(lake: Lake, zone: str, docs: Iterable[tuple[int, dict[str, Any]]]) -> list[str]:
+    """Write (partition time ms, document) pairs as gzip JSON lines under `hot/<zone>/dt=.../`.
+
+    One object per date partition; its name is the hash of its content, and gzip's mtime is fixed,
+    so the same documents always give the same key and bytes. Returns the keys written.
+    """
+    by_dt: dict[str, list[bytes]] = defaultdict(list)
+    for ts_ms, doc in docs:
+        by_dt[dt_of(ts_ms)].append(orjson.dumps(doc))
+    keys = []
+    for dt, lines in sorted(by_dt.items()):
+        body = b"\n".join(lines) + b"\n"
+        key = f"hot/{zone}/dt={dt}/{hashlib.sha256(body).hexdigest()[:32]}.json.gz"
+        lake.put_object(key, gzip.compress(body, compresslevel=6, mtime=0))
+        keys.append(key)
+    return keys
+
+
+@dataclass
+class MemoryStream:
+    records: list[tuple[str, bytes]] = field(default_factory=list)
+    fail_indexes: set[int] = field(default_factory=set)  # to simulate a partial PutRecords failure
+
+    def put_records(self, records: Sequence[tuple[str, bytes]]) -> list[int]:
+        failed = [i for i in range(len(records)) if i in self.fail_indexes]
+        self.records.extend(r for i, r in enumerate(records) if i not in self.fail_indexes)
+        return failed
+
+
+@dataclass
+class MemoryLake:
+    objects: dict[str, bytes] = field(default_factory=dict)
+
+    def put_object(self, key: str, body: bytes) -> None:
+        self.objects[key] = body
+
+    def docs(self, zone: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for key in sorted(self.objects):
+            if key.startswith(f"hot/{zone}/"):
+                out.extend(orjson.loads(line) for line in gzip.decompress(self.objects[key]).splitlines())
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class LocalLake:
+    """The local runtime's lake folder (`.airlake/lake/`)."""
+
+    root: Path
+
+    def put_object(self, key: str, body: bytes) -> None:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(body)
+        tmp.replace(path)
+
+
+@dataclass
+class MemoryNotifier:
+    messages: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    failures_left: int = 0  # to simulate an SNS outage
+
+    def publish(self, message: str, attributes: Mapping[str, str]) -> None:
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            raise ConnectionError("simulated SNS failure")
+        self.messages.append((message, dict(attributes)))
+
+
+class _Lazy:
+    def __init__(self, client_factory: Callable[[], Any]) -> None:
+        self._client_factory = client_factory
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._client_factory()
+        return self._client
+
+
+class KinesisStream(_Lazy):
+    """PutRecords in chunks of 500, retrying only the entries that failed (HTTP 200 can still
+    carry `FailedRecordCount > 0`), with exponential backoff."""
+
+    def __init__(
+        self, stream_name: str, client_factory: Callable[[], Any], *, backoff_s: float = 0.05
+    ) -> None:
+        super().__init__(client_factory)
+        self.stream_name = stream_name
+        self.backoff_s = backoff_s
+
+    def put_records(self, records: Sequence[tuple[str, bytes]]) -> list[int]:
+        failed_all: list[int] = []
+        for start in range(0, len(records), _PUT_RECORDS_LIMIT):
+            pending = list(range(start, min(start + _PUT_RECORDS_LIMIT, len(records))))
+            for attempt in range(_PUT_RECORDS_ATTEMPTS):
+                entries = [{"PartitionKey": records[i][0], "Data": records[i][1]} for i in pending]
+                try:
+                    reply = self.client.put_records(StreamName=self.stream_name, Records=entries)
+                except Exception:  # throttled or unreachable: the whole chunk is retried
+                    if attempt == _PUT_RECORDS_ATTEMPTS - 1:
+                        raise
+                else:
+                    pending = [i for i, r in zip(pending, reply["Records"], strict=True) if "ErrorCode" in r]
+                    if not pending:
+                        break
+                time.sleep(self.backoff_s * 2**attempt)
+            failed_all.extend(pending)
+        return failed_all
+
+
+class S3Lake(_Lazy):
+    def __init__(self, bucket: str, client_factory: Callable[[], Any]) -> None:
+        super().__init__(client_factory)
+        self.bucket = bucket
+
+    def put_object(self, key: str, body: bytes) -> None:
+        self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=body, ContentType="application/x-ndjson", ContentEncoding="gzip"
+        )
+
+
+class SnsNotifier(_Lazy):
+    """SNS publish with String message attributes, retried with backoff on any error."""
+
+    def __init__(self, topic_arn: str, client_factory: Callable[[], Any], *, backoff_s: float = 0.1) -> None:
+        super().__init__(client_factory)
+        self.topic_arn = topic_arn
+        self.backoff_s = backoff_s
+
+    def publish(self, message: str, attributes: Mapping[str, str]) -> None:
+        attrs = {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()}
+        for attempt in range(_PUBLISH_ATTEMPTS):
+            try:
+                self.client.publish(TopicArn=self.topic_arn, Message=message, MessageAttributes=attrs)
+                return
+            except Exception:
+                if attempt == _PUBLISH_ATTEMPTS - 1:
+                    raise
+                time.sleep(self.backoff_s * 2**attempt)

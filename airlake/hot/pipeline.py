@@ -1,0 +1,428 @@
+"""The three hot-path stages as plain objects: Kinesis records in, an outcome out.
+
+Each stage processes a whole batch at once (state I/O is batched per device), then reports which
+Kinesis sequence numbers failed. The Lambda handlers hand that set to Powertools' BatchProcessor,
+which builds the `batchItemFailures` response; the local runtime and the tests call `process`
+directly. Failure policy:
+
+* Bad input is never a failure: it is quarantined (`hot/quarantine/`) with its reason and counted,
+  so a poison record cannot block its shard.
+* Only infrastructure errors fail records: a calibrated record the stream refused after retries,
+  a lake write that failed, a state write whose condition failed, an SNS publish that failed after
+  retries. Those records' devices keep their old state, so the redelivery starts clean.
+* Everything is idempotent under redelivery (Lambda redelivers every record after the lowest
+  failed sequence number): see airlake.windows and airlake.classification.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from airlake.alerts import build_alert, message_attributes
+from airlake.calibration import Calibrator, ModelProvider
+from airlake.classification import (
+    AIR_QUALITY_RULES,
+    DeviceClassState,
+    EventRule,
+    FaultConfig,
+    Transition,
+    check_drift,
+    check_dropouts,
+    classify_readings,
+)
+from airlake.contract import Quarantined, Reading, decode
+from airlake.contract.decoder import iso_from_ms
+from airlake.hot.outputs import Lake, Notifier, RecordStream, write_jsonl
+from airlake.hot.state import Key, StateStore, Stored, Write
+from airlake.windows import DeviceWindows, WindowConfig, apply_readings
+
+STATE_TTL_S: Final = 7 * 24 * 3600
+PUBLISHED_MEMORY: Final = 64  # transition ids remembered per device
+DEFAULT_WINDOWS: Final = WindowConfig()
+DEFAULT_FAULTS: Final = FaultConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class KinesisRecord:
+    sequence_number: str
+    data: bytes
+    arrival_ms: int
+    partition_key: str
+    shard_id: str
+
+
+def parse_records(event: Mapping[str, Any]) -> list[KinesisRecord]:
+    """The Kinesis records of a Lambda event, data base64-decoded, arrival time in ms."""
+    out = []
+    for record in event.get("Records", []):
+        kinesis = record["kinesis"]
+        event_id = str(record.get("eventID", ""))
+        out.append(
+            KinesisRecord(
+                kinesis["sequenceNumber"],
+                base64.b64decode(kinesis["data"]),
+                int(float(kinesis["approximateArrivalTimestamp"]) * 1000),
+                kinesis.get("partitionKey", ""),
+                event_id.split(":", 1)[0] if ":" in event_id else "shard",
+            )
+        )
+    return out
+
+
+@dataclass(slots=True)
+class Outcome:
+    failed: set[str] = field(default_factory=set)
+    counts: Counter[str] = field(default_factory=Counter)
+    quarantined: Counter[str] = field(default_factory=Counter)  # by reason
+    model_version: str | None = None
+
+
+def _quarantine_doc(q: Quarantined, record: KinesisRecord, stage: str) -> tuple[int, dict[str, Any]]:
+    try:
+        raw_text: str | None = q.raw.decode("utf-8")
+        raw_b64: str | None = None
+    except UnicodeDecodeError:
+        raw_text, raw_b64 = None, base64.b64encode(q.raw).decode("ascii")
+    return record.arrival_ms, {
+        "stage": stage,
+        "reason": str(q.reason),
+        "detail": q.detail,
+        "device_id": q.device_id,
+        "index": q.index,
+        "raw_text": raw_text,
+        "raw_b64": raw_b64,
+        "sequence_number": record.sequence_number,
+        "shard_id": record.shard_id,
+        "arrival": iso_from_ms(record.arrival_ms),
+    }
+
+
+@dataclass(slots=True)
+class _Decoded:
+    by_device: dict[str, list[Reading]] = field(default_factory=lambda: defaultdict(list))
+    seqnos: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # device -> record seqnos
+    quarantine: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    quarantine_seqnos: set[str] = field(default_factory=set)
+
+
+def _decode_all(records: Sequence[KinesisRecord], outcome: Outcome, stage: str) -> _Decoded:
+    decoded = _Decoded()
+    for record in records:
+        for item in decode(record.data, received_ms=record.arrival_ms):
+            if type(item) is Reading:
+                decoded.by_device[item.device_id].append(item)
+                decoded.seqnos[item.device_id].add(record.sequence_number)
+            else:
+                assert isinstance(item, Quarantined)
+                outcome.quarantined[str(item.reason)] += 1
+                decoded.quarantine.append(_quarantine_doc(item, record, stage))
+                decoded.quarantine_seqnos.add(record.sequence_number)
+    outcome.counts["records_in"] += len(records)
+    outcome.counts["quarantined"] += len(decoded.quarantine)
+    return decoded
+
+
+def _write_quarantine(lake: Lake, decoded: _Decoded, outcome: Outcome) -> None:
+    if not decoded.quarantine:
+        return
+    try:
+        write_jsonl(lake, "quarantine", decoded.quarantine)
+    except Exception:
+        outcome.failed |= decoded.quarantine_seqnos  # retried; the quarantine object key is stable
+
+
+class CalibrateStage:
+    """readings stream -> decode -> calibrate -> calibrated stream (+ quarantine to the lake)."""
+
+    def __init__(self, calibrator: Calibrator, stream: RecordStream, lake: Lake) -> None:
+        self.calibrator = calibrator
+        self.stream = stream
+        self.lake = lake
+
+    def process(self, records: Sequence[KinesisRecord]) -> Outcome:
+        outcome = Outcome()
+        decoded = _decode_all(records, outcome, "calibrate")
+        out: list[tuple[str, bytes]] = []
+        calibrate = self.calibrator.calibrate_channels
+        version = None
+        for device_id, readings in decoded.by_device.items():
+            for reading in readings:
+                calibrated, version = calibrate(device_id, reading.channels, reading.ts_ms)
+                doc = reading.to_dict()
+                doc["channels"] = {**reading.channels, **calibrated}
+                doc["calibrated"] = sorted(calibrated)
+                doc["model_version"] = version
+                out.append((device_id, orjson.dumps(doc)))
+        outcome.model_version = version
+        outcome.counts["readings"] += len(out)
+        _write_quarantine(self.lake, decoded, outcome)
+        if out:
+            failed = self.stream.put_records(out)
+            if failed:
+                failed_devices = {out[i][0] for i in failed}
+                for device_id in failed_devices:
+                    outcome.failed |= decoded.seqnos[device_id]
+                outcome.counts["put_failed"] += len(failed)
+        return outcome
+
+
+class AggregateStage:
+    """calibrated stream -> event-time windows per device -> closed windows to the lake."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        lake: Lake,
+        config: WindowConfig = DEFAULT_WINDOWS,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.lake = lake
+        self.config = config
+        self.clock = clock
+
+    def process(self, records: Sequence[KinesisRecord]) -> Outcome:
+        outcome = Outcome()
+        decoded = _decode_all(records, outcome, "aggregate")
+        _write_quarantine(self.lake, decoded, outcome)
+        devices = sorted(decoded.by_device)
+        if not devices:
+            return outcome
+        keys = {d: (f"agg#{d}", "windows") for d in devices}
+        stored = self.store.get_many(list(keys.values()))
+        writes: list[Write] = []
+        emitted: list[tuple[int, dict[str, Any]]] = []
+        late: list[tuple[int, dict[str, Any]]] = []
+        devices_with_output: set[str] = set()
+        expires = int(self.clock()) + STATE_TTL_S
+        for device_id in devices:
+            current = stored.get(keys[device_id])
+            state = DeviceWindows.from_doc(device_id, None if current is None else current.doc)
+            result = apply_readings(state, decoded.by_device[device_id], self.config)
+            outcome.counts["accepted"] += result.accepted
+            outcome.counts["duplicates"] += result.duplicates
+            outcome.counts["late"] += len(result.late)
+            outcome.counts["aggregates"] += len(result.emitted)
+            for doc in result.emitted:
+                doc["start"] = iso_from_ms(doc["start_ms"])
+                doc["end"] = iso_from_ms(doc["end_ms"])
+                emitted.append((doc["start_ms"], doc))
+            for reading in result.late:
+                late.append(
+                    (
+                        reading.ts_ms,
+                        {
+                            **reading.to_dict(),
+                            "reason": "too_late",
+                            "closed_until": iso_from_ms(state.closed_until or 0),
+                        },
+                    )
+                )
+            if result.emitted or result.late:
+                devices_with_output.add(device_id)
+            if result.accepted or result.late or result.emitted:
+                pk, sk = keys[device_id]
+                writes.append(
+                    Write(pk, sk, state.to_doc(), None if current is None else current.version, expires)
+                )
+        try:  # output first, state second: a crash in between re-emits the same (stable) objects
+            if emitted:
+                write_jsonl(self.lake, "aggregates", emitted)
+            if late:
+                write_jsonl(self.lake, "late", late)
+        except Exception:
+            for device_id in devices_with_output:
+                outcome.failed |= decoded.seqnos[device_id]
+            writes = [w for w in writes if w.pk[4:] not in devices_with_output]
+        for pk, _sk in self.store.put_many(writes):
+            outcome.failed |= decoded.seqnos[pk[4:]]
+            outcome.counts["state_conflicts"] += 1
+        return outcome
+
+
+def latest_aggregates(store: StateStore, device_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The "latest per device" view: last closed window of each kind, per channel, and the EMAs."""
+    keys = [(f"agg#{d}", "windows") for d in device_ids]
+    out: dict[str, dict[str, Any]] = {}
+    for (pk, _sk), item in store.get_many(keys).items():
+        out[pk[4:]] = {"windows": item.doc["latest"], "ema": {k: v[0] for k, v in item.doc["ema"].items()}}
+    return out
+
+
+class ClassifyStage:
+    """calibrated stream -> events and faults -> alerts on SNS and in the lake."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        lake: Lake,
+        notifier: Notifier,
+        models: ModelProvider | None = None,
+        *,
+        rules: Sequence[EventRule] = AIR_QUALITY_RULES,
+        faults: FaultConfig = DEFAULT_FAULTS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.lake = lake
+        self.notifier = notifier
+        self.models = models
+        self.rules = rules
+        self.faults = faults
+        self.clock = clock
+        self._label_states: dict[str, object] = {}
+
+    def process(self, records: Sequence[KinesisRecord]) -> Outcome:
+        outcome = Outcome()
+        decoded = _decode_all(records, outcome, "classify")
+        _write_quarantine(self.lake, decoded, outcome)
+        if not decoded.by_device:
+            return outcome
+        models = self.models.models if self.models is not None else None
+        outcome.model_version = models.version if models is not None else None
+        info = models.device_info if models is not None else {}
+        shard = records[0].shard_id
+        roster_key: Key = (f"cls#shard#{shard}", "roster")
+        device_keys = {d: (f"cls#{d}", "state") for d in decoded.by_device}
+        stored = self.store.get_many([roster_key, *device_keys.values()])
+        roster_item = stored.get(roster_key)
+        roster: dict[str, dict[str, Any]] = dict(roster_item.doc["devices"]) if roster_item else {}
+        original = orjson.dumps(roster)
+        states: dict[str, tuple[DeviceClassState, Stored | None]] = {}
+        pending: dict[str, list[Transition]] = {}
+        features: dict[str, dict[int, list[float | None]]] = {}
+        newest = 0
+        for device_id, readings in sorted(decoded.by_device.items()):
+            item = stored.get(device_keys[device_id])
+            state = DeviceClassState.from_doc(None if item is None else item.doc)
+            entry = roster.setdefault(device_id, {})
+            entry["site"] = str(info.get(device_id, {}).get("site", "unknown"))
+            result = classify_readings(
+                state, entry, device_id, readings, rules=self.rules, faults=self.faults
+            )
+            outcome.counts["applied"] += result.applied
+            outcome.counts["duplicates"] += result.skipped
+            states[device_id] = (state, item)
+            pending[device_id] = result.transitions
+            newest = max(newest, *(r.ts_ms for r in readings))
+            if models is not None and models.classifier is not None:
+                features[device_id] = self._features(models.classifier, device_id, readings)
+        for device_id in states:
+            pending[device_id].extend(check_drift(states[device_id][0], roster, device_id, self.faults))
+        roster_transitions = check_dropouts(roster, newest, self.faults)
+
+        failed_devices: set[str] = set()
+        roster_failed = False
+
+        def alert_of(t: Transition) -> dict[str, Any]:
+            label = None
+            vector = features.get(t.device_id, {}).get(t.at_ms)
+            if (
+                t.category == "air_quality"
+                and t.status != "cleared"
+                and vector is not None
+                and models is not None
+            ):
+                label = str(models.classifier.predict_features(vector)) if models.classifier else None
+            site = str(info.get(t.device_id, {}).get("site", "unknown"))
+            return build_alert(t, site=site, label=label, model_version=outcome.model_version)
+
+        alerts = {d: [alert_of(t) for t in ts] for d, ts in pending.items()}
+        roster_alerts = [alert_of(t) for t in roster_transitions]
+        every = [(a["at_ms"], a) for group in alerts.values() for a in group] + [
+            (a["at_ms"], a) for a in roster_alerts
+        ]
+        if every:
+            try:
+                write_jsonl(self.lake, "alerts", every)
+            except Exception:
+                failed_devices |= {d for d, group in alerts.items() if group}
+                roster_failed = bool(roster_alerts)
+        for device_id, group in alerts.items():
+            if device_id in failed_devices:
+                continue
+            state = states[device_id][0]
+            if not self._publish(group, state.published, outcome):
+                failed_devices.add(device_id)
+        roster_published: list[str] = list(roster_item.doc.get("pub", [])) if roster_item else []
+        if not roster_failed and not self._publish(roster_alerts, roster_published, outcome):
+            roster_failed = True
+
+        expires = int(self.clock()) + STATE_TTL_S
+        writes: list[Write] = []
+        for device_id, (state, item) in states.items():
+            if device_id in failed_devices:
+                continue
+            pk, sk = device_keys[device_id]
+            writes.append(Write(pk, sk, state.to_doc(), None if item is None else item.version, expires))
+        if failed_devices:  # their roster entries go back to what they were, so the redelivery starts clean
+            before = orjson.loads(original)
+            for device_id in failed_devices:
+                if device_id in before:
+                    roster[device_id] = before[device_id]
+                else:
+                    roster.pop(device_id, None)
+        if not roster_failed:
+            doc = {"devices": roster, "pub": roster_published[-PUBLISHED_MEMORY:]}
+            writes.append(
+                Write(
+                    roster_key[0],
+                    roster_key[1],
+                    doc,
+                    None if roster_item is None else roster_item.version,
+                    expires,
+                )
+            )
+        conflicts = self.store.put_many(writes)
+        for pk, _sk in conflicts:
+            if pk == roster_key[0]:
+                roster_failed = True
+            else:
+                failed_devices.add(pk[4:])
+            outcome.counts["state_conflicts"] += 1
+        if roster_failed:
+            failed_devices |= set(decoded.by_device)
+        for device_id in failed_devices:
+            outcome.failed |= decoded.seqnos.get(device_id, set())
+        return outcome
+
+    def _publish(self, group: Sequence[dict[str, Any]], published: list[str], outcome: Outcome) -> bool:
+        """Publish each transition not yet recorded; record it after SNS accepted it."""
+        for alert in group:
+            if alert["transition_id"] in published:
+                outcome.counts["alerts_already_published"] += 1
+                continue
+            try:
+                self.notifier.publish(orjson.dumps(alert).decode(), message_attributes(alert))
+            except Exception:
+                outcome.counts["publish_failed"] += 1
+                return False
+            published.append(alert["transition_id"])
+            del published[:-PUBLISHED_MEMORY]
+            outcome.counts[f"alerts_{alert['status']}"] += 1
+        return True
+
+    def _features(
+        self, model: Any, device_id: str, readings: Sequence[Reading]
+    ) -> dict[int, list[float | None]]:
+        """Feature vectors of the event-type model per reading time, for labelling transitions.
+
+        Temporal features use this container's per-device state, fed in event-time order (it is
+        rebuilt from scratch after a cold start: a label right after one sees a short history)."""
+        state = None
+        if model.temporal:
+            state = self._label_states.get(device_id)
+            if state is None:
+                state = self._label_states[device_id] = model.new_state()
+        return {
+            r.ts_ms: model.features(r.channels, ts_ms=r.ts_ms, state=state)
+            for r in sorted(readings, key=lambda r: (r.ts_ms, r.seq))
+        }

@@ -1,0 +1,136 @@
+"""The three stages end to end with in-memory state and outputs: quarantine, redelivery, failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+from jsonschema import Draft202012Validator
+
+from airlake.calibration import load_calibrator
+from airlake.hot.outputs import MemoryLake, MemoryNotifier, MemoryStream
+from airlake.hot.pipeline import AggregateStage, CalibrateStage, ClassifyStage, parse_records
+from airlake.hot.state import InMemoryStateStore
+from tests.hot.conftest import MIN, T0_MS, kinesis_event, load_event, reading, seqnos
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "alert.v1.json").read_text())
+NO_MODELS = Path("/nonexistent-models")
+
+
+def test_calibrate_quarantines_bad_records_and_forwards_calibrated_readings() -> None:
+    # Given the real-shaped event: two good readings, one truncated JSON, one negative CO2
+    event = load_event("kinesis_readings.json")
+    stream, lake = MemoryStream(), MemoryLake()
+    stage = CalibrateStage(load_calibrator(NO_MODELS), stream, lake)
+    # When processed
+    outcome = stage.process(parse_records(event))
+    # Then bad input is quarantined with its reason, record and arrival, and is not a failure
+    assert outcome.failed == set()
+    assert dict(outcome.quarantined) == {"invalid_json": 1, "out_of_range": 1}
+    quarantine = lake.docs("quarantine")
+    assert [(q["reason"], q["sequence_number"], q["arrival"]) for q in quarantine] == [
+        ("invalid_json", seqnos(event)[2], "2026-03-10T12:00:30.000Z"),
+        ("out_of_range", seqnos(event)[3], "2026-03-10T12:00:30.000Z"),
+    ]
+    assert quarantine[0]["raw_text"] == '{"device_id": "site1-dev-003", "ts": 17736'
+    # And each good reading goes out keyed by device, with raw and calibrated channels and the version
+    assert [key for key, _ in stream.records] == ["site1-dev-001", "site1-dev-002"]
+    first = orjson.loads(stream.records[0][1])
+    assert first["calibrated"] == ["co", "no2", "nox"]
+    assert first["model_version"] == "builtin-linear-uci-v1"
+    assert first["channels"]["mox_co"] == 1180.0
+    # co = 2.129711 + 1.295641 z(mox_co=1180) - 0.115697 z(T=21.3) - 0.192706 z(RH=44), the UCI baseline
+    assert round(first["channels"]["co"], 6) == 2.550833
+
+
+def test_calibrate_reports_only_the_records_the_stream_refused() -> None:
+    # Given a stream that refuses the second entry even after retries
+    event = load_event("kinesis_readings.json")
+    stage = CalibrateStage(load_calibrator(NO_MODELS), MemoryStream(fail_indexes={1}), MemoryLake())
+    # Then only the record of that device fails
+    assert stage.process(parse_records(event)).failed == {seqnos(event)[1]}
+
+
+def _calibrated(device: str, minutes: list[int], co2: float = 600.0) -> list[dict]:
+    return [reading(device, m * MIN, 1000 + m, co2=co2, co=1.0) for m in minutes]
+
+
+def test_aggregate_batches_state_io_and_a_redelivered_batch_emits_nothing_new() -> None:
+    # Given two devices sending a reading a minute for 10 minutes
+    store, lake = InMemoryStateStore(), MemoryLake()
+    stage = AggregateStage(store, lake, clock=lambda: 1_800_000_000.0)
+    event = kinesis_event(_calibrated("a", list(range(10))) + _calibrated("b", list(range(10))))
+    # When the batch is processed
+    outcome = stage.process(parse_records(event))
+    # Then state I/O was one batched read and one batched write for the whole batch
+    assert (store.get_calls, store.put_calls) == (1, 1)
+    assert outcome.failed == set()
+    windows = [
+        (a["device_id"], a["window"], a["channel"], a["count"], a["start"]) for a in lake.docs("aggregates")
+    ]
+    assert ("a", "tumbling_5m", "co2", 5, "2026-03-10T12:00:00.000Z") in windows
+    assert len(windows) == 2 * 2 * 2  # 2 devices x (tumbling_5m + sliding) x (co2, co)
+    objects = dict(lake.objects)
+    # When the same batch is delivered again
+    again = stage.process(parse_records(event))
+    # Then no new aggregate and no new object: everything was a duplicate
+    assert (again.counts["aggregates"], again.counts["duplicates"], again.failed) == (0, 20, set())
+    assert lake.objects == objects
+
+
+def test_aggregate_routes_too_late_readings_to_the_late_zone() -> None:
+    store, lake = InMemoryStateStore(), MemoryLake()
+    stage = AggregateStage(store, lake)
+    stage.process(parse_records(kinesis_event(_calibrated("a", [0, 1, 12]))))
+    # When a reading for the closed [12:00, 12:05) pane arrives
+    late = kinesis_event([reading("a", 2 * MIN, 5, co2=700.0)], arrival_ms=T0_MS + 13 * MIN)
+    outcome = stage.process(parse_records(late))
+    # Then it is counted and routed, not aggregated
+    assert outcome.counts["late"] == 1
+    assert [(d["device_id"], d["seq"], d["reason"]) for d in lake.docs("late")] == [("a", 5, "too_late")]
+
+
+def test_classify_publishes_one_raise_with_attributes_and_a_redelivery_publishes_nothing() -> None:
+    # Given calibrated readings with CO2 at 1500 ppm from minute 1 to 7
+    event = load_event("kinesis_calibrated.json")
+    store, lake, notifier = InMemoryStateStore(), MemoryLake(), MemoryNotifier()
+    stage = ClassifyStage(store, lake, notifier)
+    # When processed twice (a redelivery)
+    first = stage.process(parse_records(event))
+    second = stage.process(parse_records(event))
+    # Then exactly one alert was published, with its filterable attributes
+    assert (first.failed, second.failed) == (set(), set())
+    assert len(notifier.messages) == 1
+    message, attributes = notifier.messages[0]
+    alert = json.loads(message)
+    assert attributes == {"severity": "warning", "event_type": "co2_high", "device_id": "site1-dev-001",
+                          "site": "unknown", "status": "raised", "schema_version": "1"}  # fmt: skip
+    assert (alert["episode_start"], alert["at"], alert["peak"]) == (
+        "2026-03-10T12:01:00.000Z", "2026-03-10T12:06:00.000Z", 1500.0)  # fmt: skip
+    # And the document validates against the published schema, and is in the lake
+    assert list(Draft202012Validator(SCHEMA).iter_errors(alert)) == []
+    assert lake.docs("alerts") == [alert]
+
+
+def test_publish_failure_fails_the_device_records_then_the_retry_publishes_once() -> None:
+    # Given SNS failing on the first attempt
+    event = load_event("kinesis_calibrated.json")
+    store, notifier = InMemoryStateStore(), MemoryNotifier(failures_left=1)
+    stage = ClassifyStage(store, MemoryLake(), notifier)
+    # When processed: the device's records fail and its state is not advanced
+    assert stage.process(parse_records(event)).failed == set(seqnos(event))
+    assert store.doc("cls#site1-dev-001", "state") is None
+    # When Lambda redelivers the batch (SNS is back)
+    assert stage.process(parse_records(event)).failed == set()
+    # Then the raise was published exactly once
+    assert [json.loads(m)["status"] for m, _ in notifier.messages] == ["raised"]
+
+
+def test_alert_schema_rejects_a_document_without_its_attributes() -> None:
+    event = load_event("kinesis_calibrated.json")
+    notifier = MemoryNotifier()
+    ClassifyStage(InMemoryStateStore(), MemoryLake(), notifier).process(parse_records(event))
+    alert = json.loads(notifier.messages[0][0])
+    del alert["severity"]
+    assert [e.validator for e in Draft202012Validator(SCHEMA).iter_errors(alert)] == ["required"]
