@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -19,6 +20,7 @@ def spark() -> Iterator[SparkSession]:
         SparkSession.builder.master("local[2]")
         .appName("airlake-tests")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.default.parallelism", "2")
         .config("spark.driver.memory", "1g")
@@ -39,3 +41,8 @@ def write_raw(lake: Path, dt: str, hour: int, name: str, lines: Sequence[bytes |
     path = folder / name
     path.write_bytes(gzip.compress(body))
     return path
+
+
+def spark_utc(moment: datetime) -> datetime:
+    """How Spark returns a TimestampType value: naive, in the session zone (UTC here)."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
