@@ -31,9 +31,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
 from airlake.batch.readings import READINGS_SCHEMA
-from airlake.batch.rollups import rollup
+from airlake.batch.rollups import Period, rollup
 from airlake.batch.session import configure, local_spark
-from airlake.catalog import READINGS, ROLLUPS_DAILY, ROLLUPS_HOURLY
+from airlake.catalog import READINGS, ROLLUPS_DAILY, ROLLUPS_HOURLY, Table
 from glue_jobs._lake import add_local_args, dates_between, read_partitions, table_path, write_partitions
 
 
@@ -64,10 +64,11 @@ def run_rollups(
         counts["readings_in"] = readings.count()
         if counts["readings_in"] == 0:
             return counts
-        for period, table, key in (
+        outputs: tuple[tuple[Period, Table, str], ...] = (
             ("hour", ROLLUPS_HOURLY, "hourly_rows"),
             ("day", ROLLUPS_DAILY, "daily_rows"),
-        ):
+        )
+        for period, table, key in outputs:
             rows = rollup(readings, period, nominal_step_s).persist(StorageLevel.MEMORY_AND_DISK)
             try:
                 counts[key] = rows.count()
