@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -145,6 +146,39 @@ def builtin_artifact_files(target: str) -> dict[str, bytes]:
     return {"model.json": json.dumps(model).encode(), "metadata.json": json.dumps(metadata).encode()}
 
 
+@dataclass(frozen=True, slots=True)
+class FastLinear:
+    """A linear model over raw inputs, folded into one weight per input and a bias.
+
+    Equal to the runtime's evaluation (imputer -> scaler -> linear) for rows with every input
+    present, which is the only case the calibrator scores; about 5x cheaper per reading."""
+
+    inputs: tuple[str, ...]
+    weights: tuple[float, ...]
+    bias: float
+
+    @classmethod
+    def from_files(cls, files: Mapping[str, bytes]) -> FastLinear | None:
+        model = json.loads(files["model.json"])
+        estimator = model.get("estimator") or {}
+        features = model.get("features") or []
+        if (
+            model.get("kind") != "calibration"
+            or model.get("target_transform") is not None
+            or estimator.get("type") != "linear"
+            or len(estimator.get("coef", [])) != 1
+            or not features
+            or any(set(f) != {"op", "col"} or f["op"] != "raw" for f in features)
+        ):
+            return None
+        coef, means, scales = estimator["coef"][0], estimator["mean"], estimator["scale"]
+        weights = tuple(float(c) / float(s) for c, s in zip(coef, scales, strict=True))
+        bias = float(estimator["intercept"][0]) - math.fsum(
+            w * float(m) for w, m in zip(weights, means, strict=True)
+        )
+        return cls(tuple(f["col"] for f in features), weights, bias)
+
+
 @dataclass(slots=True)
 class ModelSet:
     """One registry version, loaded: fleet and per-device calibration models, the classifier."""
@@ -154,32 +188,41 @@ class ModelSet:
     devices: dict[str, dict[str, LoadedModel]] = field(default_factory=dict)
     classifier: LoadedModel | None = None
     device_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fast: dict[int, FastLinear] = field(default_factory=dict)  # id(LoadedModel) -> folded form
 
 
 def load_model_set(source: ModelSource) -> ModelSet:
     registry = source.registry()
     info = {str(d["device_id"]): d for d in source.devices() if "device_id" in d}
-    if registry is None:
-        fleet = {t: load_artifact_files(builtin_artifact_files(t)) for t in TARGETS}
-        return ModelSet(BUILTIN_VERSION, fleet, device_info=info)
+    fast: dict[int, FastLinear] = {}
     cache: dict[str, LoadedModel] = {}
+
+    def from_files(files: Mapping[str, bytes]) -> LoadedModel:
+        model = load_artifact_files(files)
+        folded = FastLinear.from_files(files)
+        if folded is not None and folded.inputs == model.inputs:
+            fast[id(model)] = folded
+        return model
 
     def load(rel: str) -> LoadedModel:
         if rel not in cache:
-            cache[rel] = load_artifact_files(source.artifact_files(rel))
+            cache[rel] = from_files(source.artifact_files(rel))
         return cache[rel]
 
+    if registry is None:
+        fleet = {t: from_files(builtin_artifact_files(t)) for t in TARGETS}
+        return ModelSet(BUILTIN_VERSION, fleet, device_info=info, fast=fast)
     calibration = registry.get("calibration") or {}
     fleet = {t: load(d) for t, d in (calibration.get("fleet") or {}).items()}
     for target in TARGETS:  # a registry without a fleet model for a target keeps the baseline
-        fleet.setdefault(target, load_artifact_files(builtin_artifact_files(target)))
+        fleet.setdefault(target, from_files(builtin_artifact_files(target)))
     devices = {
         device: {t: load(d) for t, d in targets.items()}
         for device, targets in (calibration.get("devices") or {}).items()
     }
     classifier_dir = registry.get("classifier")
     classifier = load(classifier_dir) if classifier_dir else None
-    return ModelSet(str(registry["version"]), fleet, devices, classifier, info)
+    return ModelSet(str(registry["version"]), fleet, devices, classifier, info, fast)
 
 
 class ModelProvider:
@@ -236,6 +279,20 @@ class Calibrator:
         for target in TARGETS:
             model = (overrides or {}).get(target) or models.fleet.get(target)
             if model is None:
+                continue
+            folded = models.fast.get(id(model))
+            if folded is not None:
+                total = folded.bias
+                for name, weight in zip(folded.inputs, folded.weights, strict=True):
+                    value = channels.get(name)
+                    if value is None:
+                        value = _aliased(channels, name)
+                        if value is None:
+                            break
+                    total += weight * value
+                else:
+                    low, high, _unit = CHANNEL_RANGES[target]
+                    out[target] = min(max(total, low), high)
                 continue
             row: dict[str, float] = {}
             for name in model.inputs:

@@ -30,6 +30,8 @@ Definitions (the defaults; `WindowConfig` changes them):
   panes in one conditional write.
 * **Completeness** = readings with the channel / expected readings, where expected = window length /
   the device's nominal step (60 s), capped at 1.
+* An emitted window is one record: device, window name, `[start_ms, end_ms)`, expected samples, and
+  per channel `{count, mean, min, max, completeness}`.
 * **EMA**: a time-aware exponential moving average per channel, `alpha = 1 - exp(-dt / tau)`,
   tau = 15 min; only in-order readings (later than the last one applied) update it, which also
   makes it immune to redelivery.
@@ -234,10 +236,10 @@ def _close(state: DeviceWindows, watermark: int, config: WindowConfig) -> list[d
             continue
         for spec in config.specs:
             if end % spec.step_ms == 0:
-                records = _window_records(state.device_id, spec, end, panes, config)
-                if records:
-                    emitted.extend(records)
-                    state.latest[spec.name] = {r["channel"]: r for r in records}
+                record = _window_record(state.device_id, spec, end, panes, config)
+                if record is not None:
+                    emitted.append(record)
+                    state.latest[spec.name] = record
         end += pane_ms
     state.closed_until = new
     keep_from = new + pane_ms - max_len
@@ -246,9 +248,10 @@ def _close(state: DeviceWindows, watermark: int, config: WindowConfig) -> list[d
     return emitted
 
 
-def _window_records(
+def _window_record(
     device_id: str, spec: WindowSpec, end: int, panes: Mapping[int, Pane], config: WindowConfig
-) -> list[dict[str, Any]]:
+) -> dict[str, Any] | None:
+    """One closed window: per channel count, mean, min, max and completeness; None when empty."""
     start = end - spec.length_ms
     merged: dict[str, list[float]] = {}
     for pane_start in range(start, end, config.pane_ms):
@@ -264,19 +267,23 @@ def _window_records(
                 entry[1] += total
                 entry[2] = min(entry[2], low)
                 entry[3] = max(entry[3], high)
-    expected = spec.length_ms / config.nominal_step_ms
-    return [
-        {
-            "device_id": device_id,
-            "window": spec.name,
-            "start_ms": start,
-            "end_ms": end,
-            "channel": name,
-            "count": int(count),
-            "mean": total / count,
-            "min": low,
-            "max": high,
-            "completeness": min(1.0, count / expected),
-        }
-        for name, (count, total, low, high) in sorted(merged.items())
-    ]
+    if not merged:
+        return None
+    expected = spec.length_ms // config.nominal_step_ms
+    return {
+        "device_id": device_id,
+        "window": spec.name,
+        "start_ms": start,
+        "end_ms": end,
+        "expected": expected,
+        "channels": {
+            name: {
+                "count": int(count),
+                "mean": total / count,
+                "min": low,
+                "max": high,
+                "completeness": min(1.0, count / expected),
+            }
+            for name, (count, total, low, high) in sorted(merged.items())
+        },
+    }

@@ -54,13 +54,17 @@ def run_batch(
     metrics.add_metric(name="RecordsIn", unit=MetricUnit.Count, value=outcome.counts["records_in"])
     for name, value in sorted(outcome.counts.items()):
         if name != "records_in" and value:
-            metrics.add_metric(name="".join(p.title() for p in name.split("_")), unit=MetricUnit.Count, value=value)
+            metrics.add_metric(
+                name="".join(p.title() for p in name.split("_")), unit=MetricUnit.Count, value=value
+            )
     for reason, value in sorted(outcome.quarantined.items()):
         metrics.add_metric(name=f"Quarantined_{reason}", unit=MetricUnit.Count, value=value)
     if outcome.model_version is not None:
         metrics.add_metadata(key="model_version", value=outcome.model_version)
     if outcome.failed:
-        logger.warning("records failed", extra={"failed": len(outcome.failed), "counts": dict(outcome.counts)})
+        logger.warning(
+            "records failed", extra={"failed": len(outcome.failed), "counts": dict(outcome.counts)}
+        )
     else:
         logger.info("batch done", extra={"counts": dict(outcome.counts)})
     failed = outcome.failed

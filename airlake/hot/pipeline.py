@@ -17,6 +17,7 @@ directly. Failure policy:
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,12 +39,14 @@ from airlake.classification import (
     classify_readings,
 )
 from airlake.contract import Quarantined, Reading, decode
-from airlake.contract.decoder import iso_from_ms
+from airlake.contract.decoder import iso_from_ms as _iso_from_ms
 from airlake.hot.outputs import Lake, Notifier, RecordStream, write_jsonl
 from airlake.hot.state import Key, StateStore, Stored, Write
 from airlake.windows import DeviceWindows, WindowConfig, apply_readings
 
 STATE_TTL_S: Final = 7 * 24 * 3600
+# Window bounds repeat across devices and channels: format each instant once.
+iso_from_ms = functools.lru_cache(maxsize=8192)(_iso_from_ms)
 PUBLISHED_MEMORY: Final = 64  # transition ids remembered per device
 DEFAULT_WINDOWS: Final = WindowConfig()
 DEFAULT_FAULTS: Final = FaultConfig()
@@ -249,7 +252,7 @@ class AggregateStage:
 
 
 def latest_aggregates(store: StateStore, device_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The "latest per device" view: last closed window of each kind, per channel, and the EMAs."""
+    """The "latest per device" view: the last closed window of each kind, and the channels' EMAs."""
     keys = [(f"agg#{d}", "windows") for d in device_ids]
     out: dict[str, dict[str, Any]] = {}
     for (pk, _sk), item in store.get_many(keys).items():

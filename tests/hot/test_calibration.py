@@ -91,3 +91,15 @@ def test_device_override_and_refresh_when_the_pointer_changes(tmp_path: Path) ->
     assert calibrator.calibrate_channels("d7", {"mox_co": 1.5}, 0) == ({"co": 4.5}, "v1")
     now[0] += 1
     assert calibrator.calibrate_channels("d7", {"mox_co": 1.5}, 0) == ({"co": 7.5}, "v2")
+
+
+def test_folded_linear_path_agrees_with_the_runtime_evaluator() -> None:
+    # Given the baseline models, scored by the folded fast path and by airlake.ml.runtime directly
+    calibrator = load_calibrator(Path("/nonexistent-models"))
+    models = calibrator.provider.models
+    assert set(map(id, models.fleet.values())) == set(models.fast)
+    channels = {"mox_co": 1350.0, "mox_nox": 640.0, "mox_no2": 1720.0, "temperature": 9.5, "humidity": 71.0}
+    fast, _ = calibrator.calibrate_channels("d1", channels, 0)
+    # Then both agree to 1e-9
+    for target, model in models.fleet.items():
+        assert fast[target] == pytest.approx(max(0.0, float(model.predict_one(channels))), rel=1e-9, abs=1e-9)

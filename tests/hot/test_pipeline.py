@@ -67,10 +67,16 @@ def test_aggregate_batches_state_io_and_a_redelivered_batch_emits_nothing_new() 
     assert (store.get_calls, store.put_calls) == (1, 1)
     assert outcome.failed == set()
     windows = [
-        (a["device_id"], a["window"], a["channel"], a["count"], a["start"]) for a in lake.docs("aggregates")
+        (a["device_id"], a["window"], a["start"], a["channels"]["co2"]["count"])
+        for a in lake.docs("aggregates")
     ]
-    assert ("a", "tumbling_5m", "co2", 5, "2026-03-10T12:00:00.000Z") in windows
-    assert len(windows) == 2 * 2 * 2  # 2 devices x (tumbling_5m + sliding) x (co2, co)
+    # (watermark 12:07: only [12:00, 12:05) closed, and the sliding hour ending at 12:05)
+    assert windows == [
+        ("a", "tumbling_5m", "2026-03-10T12:00:00.000Z", 5),
+        ("a", "sliding_1h_5m", "2026-03-10T11:05:00.000Z", 5),
+        ("b", "tumbling_5m", "2026-03-10T12:00:00.000Z", 5),
+        ("b", "sliding_1h_5m", "2026-03-10T11:05:00.000Z", 5),
+    ]
     objects = dict(lake.objects)
     # When the same batch is delivered again
     again = stage.process(parse_records(event))

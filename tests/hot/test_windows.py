@@ -17,9 +17,10 @@ def r(offset_ms: int, seq: int, co2: float, device: str = "d1") -> Reading:
 
 def summary(emitted: list[dict]) -> list[tuple]:
     return [
-        (e["window"], (e["start_ms"] - T0_MS) // MIN, (e["end_ms"] - T0_MS) // MIN, e["channel"], e["count"],
-         e["mean"], e["min"], e["max"], e["completeness"])
+        (e["window"], (e["start_ms"] - T0_MS) // MIN, (e["end_ms"] - T0_MS) // MIN, channel, c["count"],
+         c["mean"], c["min"], c["max"], c["completeness"])
         for e in emitted
+        for channel, c in e["channels"].items()
     ]  # fmt: skip
 
 
@@ -33,7 +34,9 @@ def test_pane_boundary_inclusive_start_exclusive_end_and_watermark_close() -> No
     """
     # Given a device with three readings in [12:00, 12:05) and one exactly at 12:05:00.000
     state = DeviceWindows("d1")
-    first = apply_readings(state, [r(0, 1, 400), r(MIN, 2, 410), r(5 * MIN - 1, 3, 420), r(5 * MIN, 4, 500)], CONFIG)
+    first = apply_readings(
+        state, [r(0, 1, 400), r(MIN, 2, 410), r(5 * MIN - 1, 3, 420), r(5 * MIN, 4, 500)], CONFIG
+    )
     # Then nothing is emitted yet: the watermark (12:03) has not reached 12:05
     assert (first.accepted, first.emitted, first.late) == (4, [], [])
     # When a reading at 12:07 moves the watermark to 12:05
@@ -94,10 +97,16 @@ def test_long_silence_does_not_emit_empty_windows_and_state_roundtrips() -> None
     # Given a reading at 12:00 and the next one two days later
     state = DeviceWindows("d1")
     apply_readings(state, [r(0, 1, 400)], CONFIG)
-    result = apply_readings(DeviceWindows.from_doc("d1", state.to_doc()), [r(2 * 24 * 60 * MIN, 2, 450)], CONFIG)
+    result = apply_readings(
+        DeviceWindows.from_doc("d1", state.to_doc()), [r(2 * 24 * 60 * MIN, 2, 450)], CONFIG
+    )
     # Then only windows holding the 12:00 reading are emitted (1 tumbling_5m, 1 tumbling_1h, 12 sliding)
     kinds = [e["window"] for e in result.emitted]
-    assert (kinds.count("tumbling_5m"), kinds.count("tumbling_1h"), kinds.count("sliding_1h_5m")) == (1, 1, 12)
+    assert (kinds.count("tumbling_5m"), kinds.count("tumbling_1h"), kinds.count("sliding_1h_5m")) == (
+        1,
+        1,
+        12,
+    )
 
 
 def test_config_rejects_windows_that_are_not_whole_panes() -> None:
