@@ -97,6 +97,7 @@ SPIKE_JUMP: Final[dict[str, float]] = {
     "co": 5.0, "nox": 300.0, "no2": 150.0,
 }  # fmt: skip
 FLATLINE_CHANNELS: Final = ("co2", "pm25", "voc", "temperature", "humidity", "mox_co", "mox_nox", "mox_no2")
+_FLATLINE_SET: Final = frozenset(FLATLINE_CHANNELS)
 # Drift: (absolute tolerance, relative tolerance of the peer median), on the 30-min moving average.
 DRIFT_TOLERANCE: Final[dict[str, tuple[float, float]]] = {
     "co": (1.0, 0.5), "nox": (100.0, 0.5), "no2": (40.0, 0.5), "co2": (200.0, 0.3),
@@ -295,8 +296,8 @@ def classify_readings(
         roster_entry["last"] = ts
         for rule in rules:
             value = channels.get(rule.channel)
-            if value is None:
-                continue
+            if value is None or (value < rule.bands[0].exit and rule.event_type not in episodes):
+                continue  # below every band with no episode open: nothing can happen
             enter, hold = band_levels(rule.bands, value)
             ep, status = advance(
                 episodes.get(rule.event_type), ts, enter, hold, rule.min_duration_ms, rule.clear_duration_ms
@@ -344,6 +345,8 @@ def _fault_step(  # noqa: PLR0917
     value: float | None,
     detail: str,
 ) -> None:
+    if active is None and name not in state.episodes:
+        return  # idle and nothing wrong: the common case, nothing to advance
     level = 0 if active is not None else -1
     ep, status = advance(state.episodes.get(name), ts, level, level, min_ms, clear_ms)
     if ep is not None and active is not None:
@@ -356,14 +359,46 @@ def _fault_step(  # noqa: PLR0917
 def _faults(
     state: DeviceClassState, emitter: _Emitter, ts: int, channels: Mapping[str, float], cfg: FaultConfig
 ) -> None:
-    # out of range: any channel outside its plausible range
+    # One pass over the reading's channels feeds the three detectors: out of range (outside the
+    # plausible range), flatline (the same value for flatline_ms and at least flatline_min_readings
+    # readings), spike (the previous reading jumped away from both neighbours, which agree).
     bad: str | None = None
     bad_value: float | None = None
-    for name, (low, high) in PLAUSIBLE.items():
-        value = channels.get(name)
-        if value is not None and not low <= value <= high:
+    flat: str | None = None
+    spiked: str | None = None
+    spike_value: float | None = None
+    flat_tracks, spike_tracks = state.flat, state.spike
+    for name, value in channels.items():
+        bounds = PLAUSIBLE.get(name)
+        if bounds is not None and bad is None and not bounds[0] <= value <= bounds[1]:
             bad, bad_value = name, value
-            break
+        if name in _FLATLINE_SET:
+            track = flat_tracks.get(name)
+            if track is None or track[0] != value:
+                flat_tracks[name] = [value, ts, 1]
+            else:
+                track[2] += 1
+                if (
+                    flat is None
+                    and ts - track[1] >= cfg.flatline_ms
+                    and track[2] >= cfg.flatline_min_readings
+                ):
+                    flat = name
+        jump = SPIKE_JUMP.get(name)
+        if jump is not None:
+            pair = spike_tracks.get(name)
+            if pair is None:
+                spike_tracks[name] = [value, value]
+                continue
+            before, middle = pair
+            if (
+                spiked is None
+                and abs(middle - before) > jump
+                and abs(middle - value) > jump
+                and abs(value - before) <= jump / 2
+            ):
+                spiked, spike_value = name, middle
+            pair[0], pair[1] = middle, value
     _fault_step(
         state,
         emitter,
@@ -376,20 +411,6 @@ def _faults(
         bad_value,
         f"{bad}={bad_value}" if bad else "back in range",
     )
-
-    # flatline: the same value for flatline_ms and at least flatline_min_readings readings
-    flat: str | None = None
-    for name in FLATLINE_CHANNELS:
-        value = channels.get(name)
-        if value is None:
-            continue
-        track = state.flat.get(name)
-        if track is None or track[0] != value:
-            state.flat[name] = [value, ts, 1]
-            continue
-        track[2] += 1
-        if flat is None and ts - track[1] >= cfg.flatline_ms and track[2] >= cfg.flatline_min_readings:
-            flat = name
     _fault_step(
         state,
         emitter,
@@ -402,27 +423,6 @@ def _faults(
         channels.get(flat) if flat else None,
         f"{flat} stuck" if flat else "values change again",
     )
-
-    # spike: the previous reading jumped away from both neighbours, which agree with each other
-    spiked: str | None = None
-    spike_value: float | None = None
-    for name, jump in SPIKE_JUMP.items():
-        value = channels.get(name)
-        if value is None:
-            continue
-        track = state.spike.get(name)
-        if track is None:
-            state.spike[name] = [value, value]
-            continue
-        before, middle = track
-        if (
-            spiked is None
-            and abs(middle - before) > jump
-            and abs(middle - value) > jump
-            and abs(value - before) <= jump / 2
-        ):
-            spiked, spike_value = name, middle
-        track[0], track[1] = middle, value
     _fault_step(
         state,
         emitter,
@@ -507,13 +507,29 @@ def check_dropouts(
     return out
 
 
+PeerIndex = dict[tuple[str, str], list[tuple[str, float, float]]]
+
+
+def peer_index(roster: Mapping[str, dict[str, Any]]) -> PeerIndex:
+    """(site, channel) -> [(device, moving average, its time)], built once per batch."""
+    index: PeerIndex = {}
+    for device_id, entry in roster.items():
+        site = entry.get("site", "unknown")
+        for name, (value, ts) in entry.get("ema", {}).items():
+            index.setdefault((site, name), []).append((device_id, value, ts))
+    return index
+
+
 def check_drift(
     state: DeviceClassState,
     roster: Mapping[str, dict[str, Any]],
     device_id: str,
     cfg: FaultConfig = FaultConfig(),
+    index: PeerIndex | None = None,
 ) -> list[Transition]:
     """Compare the device's moving averages with the median of its site's fresh peers."""
+    if index is None:
+        index = peer_index(roster)
     out: list[Transition] = []
     entry = roster[device_id]
     ts = entry.get("last")
@@ -526,14 +542,8 @@ def check_drift(
         own = entry.get("ema", {}).get(name)
         if own is None:
             continue
-        peers = [
-            other["ema"][name][0]
-            for other_id, other in roster.items()
-            if other_id != device_id
-            and other.get("site", "unknown") == site
-            and name in other.get("ema", {})
-            and ts - other["ema"][name][1] <= cfg.peer_fresh_ms
-        ]
+        fresh_from = ts - cfg.peer_fresh_ms
+        peers = [v for other, v, t in index.get((site, name), ()) if other != device_id and t >= fresh_from]
         if len(peers) < cfg.drift_min_peers:
             continue
         median = statistics.median(peers)

@@ -37,6 +37,7 @@ from airlake.classification import (
     check_drift,
     check_dropouts,
     classify_readings,
+    peer_index,
 )
 from airlake.contract import Quarantined, Reading, decode
 from airlake.contract.decoder import iso_from_ms as _iso_from_ms
@@ -318,8 +319,11 @@ class ClassifyStage:
             newest = max(newest, *(r.ts_ms for r in readings))
             if models is not None and models.classifier is not None:
                 features[device_id] = self._features(models.classifier, device_id, readings)
+        index = peer_index(roster)
         for device_id in states:
-            pending[device_id].extend(check_drift(states[device_id][0], roster, device_id, self.faults))
+            pending[device_id].extend(
+                check_drift(states[device_id][0], roster, device_id, self.faults, index)
+            )
         roster_transitions = check_dropouts(roster, newest, self.faults)
 
         failed_devices: set[str] = set()

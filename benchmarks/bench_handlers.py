@@ -1,0 +1,188 @@
+"""Benchmark the three hot-path handlers in-process, against floors measured in the same run.
+
+* Throughput: each handler on one 10,000-record Kinesis event of realistic readings (200 devices,
+  50 minutes each, 11 channels like the simulator's), with in-memory state and publishers. The
+  floor is decoding the same records (base64 + orjson.loads): no handler can be faster than that.
+  Target: each handler <= 5x the floor.
+* Cold import: each handler module imported in a fresh interpreter, against importing boto3 and
+  Powertools' Logger, Metrics, Tracer and batch utilities (and creating the three objects), which
+  every Powertools handler pays. Target: <= 1.5x.
+
+Ends with one JSON line per figure: {"bench", "value", "unit", "baseline", "ratio"}.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import math
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # one log line per batch; keep the output readable
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from airlake.calibration import load_calibrator  # noqa: E402
+from airlake.hot.outputs import MemoryLake, MemoryNotifier, MemoryStream  # noqa: E402
+from airlake.hot.pipeline import AggregateStage, CalibrateStage, ClassifyStage  # noqa: E402
+from airlake.hot.state import InMemoryStateStore  # noqa: E402
+
+DEVICES = 200
+MINUTES = 50
+T0_MS = 1_773_144_000_000  # 2026-03-10T12:00:00Z
+IMPORT_RUNS = 7
+THROUGHPUT_RUNS = 3
+BASELINE_IMPORT = (
+    "import boto3\n"
+    "from aws_lambda_powertools import Logger, Metrics, Tracer\n"
+    "from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response\n"
+    "Logger(); Metrics(namespace='Airlake'); Tracer()\n"
+)
+
+
+def readings() -> list[dict[str, Any]]:
+    rng = random.Random(7)
+    out = []
+    for minute in range(MINUTES):
+        for d in range(DEVICES):
+            phase = d / DEVICES * 2 * math.pi
+            wave = math.sin(minute / 20 + phase)
+            channels = {
+                "co2": round(650 + 250 * wave + rng.gauss(0, 15), 1),
+                "pm25": round(max(0.0, 9 + 6 * wave + rng.gauss(0, 1.5)), 2),
+                "voc": round(max(0.0, 180 + 80 * wave + rng.gauss(0, 10)), 1),
+                "temperature": round(21.5 + wave + rng.gauss(0, 0.1), 2),
+                "humidity": round(45 + 5 * wave + rng.gauss(0, 0.5), 1),
+                "abs_humidity": round(8.5 + wave * 0.8, 3),
+                "mox_co": round(1100 + 150 * wave + rng.gauss(0, 20), 0),
+                "mox_nmhc": round(950 + 120 * wave + rng.gauss(0, 20), 0),
+                "mox_nox": round(830 - 100 * wave + rng.gauss(0, 20), 0),
+                "mox_no2": round(1450 + 90 * wave + rng.gauss(0, 20), 0),
+                "mox_o3": round(1000 + 200 * wave + rng.gauss(0, 25), 0),
+            }
+            out.append({"device_id": f"site{d % 20:02d}-dev-{d:04d}", "ts": T0_MS + minute * 60_000 + d * 97,
+                        "seq": minute, "firmware": "2.4.1", "model": "AL-100", "channels": channels})  # fmt: skip
+    return out
+
+
+def kinesis_event(payloads: list[bytes]) -> dict[str, Any]:
+    records = []
+    for i, data in enumerate(payloads):
+        sequence = f"4961{i:052d}"
+        records.append({
+            "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": orjson.loads(data)["device_id"],
+                        "sequenceNumber": sequence, "data": base64.b64encode(data).decode(),
+                        "approximateArrivalTimestamp": (T0_MS + MINUTES * 60_000) / 1000},
+            "eventSource": "aws:kinesis", "eventVersion": "1.0", "eventID": f"shardId-000000000000:{sequence}",
+            "eventName": "aws:kinesis:record", "awsRegion": "eu-west-1",
+            "invokeIdentityArn": "arn:aws:iam::123456789012:role/bench",
+            "eventSourceARN": "arn:aws:kinesis:eu-west-1:123456789012:stream/bench",
+        })  # fmt: skip
+    return {"Records": records}
+
+
+class Context:
+    function_name = "bench"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:bench"
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+def best_of(runs: int, setup: Callable[[], Any], body: Callable[[Any], Any]) -> float:
+    times = []
+    for _ in range(runs):
+        prepared = setup()
+        start = time.perf_counter()
+        body(prepared)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def floor(event: dict[str, Any]) -> None:
+    for record in event["Records"]:
+        orjson.loads(base64.b64decode(record["kinesis"]["data"]))
+
+
+def import_seconds(code: str) -> float:
+    program = f"import time\n_t = time.perf_counter()\n{code}\nprint(time.perf_counter() - _t)\n"
+    samples = []
+    for _ in range(IMPORT_RUNS):
+        done = subprocess.run(
+            [sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        samples.append(float(done.stdout.strip().splitlines()[-1]))
+    return statistics.median(samples)
+
+
+def main() -> None:
+    from lambdas.aggregate import handler as aggregate
+    from lambdas.calibrate import handler as calibrate
+    from lambdas.classify import handler as classify
+
+    raw = [orjson.dumps(r) for r in readings()]
+    readings_event = kinesis_event(raw)
+    n = len(raw)
+    sink = io.StringIO()  # Powertools prints EMF metrics and JSON logs to stdout
+    stream = MemoryStream()
+    with contextlib.redirect_stdout(sink):
+        calibrate.set_stage(CalibrateStage(load_calibrator(), stream, MemoryLake()))
+        calibrate.handler(readings_event, Context())
+    calibrated_event = kinesis_event([data for _key, data in stream.records])
+    floor_s = best_of(THROUGHPUT_RUNS, lambda: None, lambda _: floor(readings_event))
+
+    def run(module: Any, stage_factory: Callable[[], Any], event: dict[str, Any]) -> float:
+        def setup() -> None:
+            module.set_stage(stage_factory())
+
+        def body(_: None) -> None:
+            with contextlib.redirect_stdout(sink):
+                response = module.handler(event, Context())
+            assert response == {"batchItemFailures": []}, response
+
+        return best_of(THROUGHPUT_RUNS, setup, body)
+
+    timings = {
+        "calibrate": run(calibrate, lambda: CalibrateStage(load_calibrator(), MemoryStream(), MemoryLake()),
+                         readings_event),
+        "aggregate": run(aggregate, lambda: AggregateStage(InMemoryStateStore(), MemoryLake()), calibrated_event),
+        "classify": run(classify, lambda: ClassifyStage(InMemoryStateStore(), MemoryLake(), MemoryNotifier()),
+                        calibrated_event),
+    }  # fmt: skip
+    baseline_import = import_seconds(BASELINE_IMPORT)
+    imports = {name: import_seconds(f"import lambdas.{name}.handler") for name in timings}
+
+    lines = []
+    floor_us = floor_s / n * 1e6
+    print(f"records per event: {n}; decode floor {floor_us:.2f} us/record ({n / floor_s:,.0f} records/s)")
+    for name, seconds in timings.items():
+        us = seconds / n * 1e6
+        print(f"{name:>9}: {us:7.2f} us/record  {n / seconds:10,.0f} records/s  {us / floor_us:5.2f}x floor  "
+              f"import {imports[name] * 1000:6.1f} ms vs {baseline_import * 1000:6.1f} ms")  # fmt: skip
+        lines.append({"bench": f"{name}_us_per_record", "value": round(us, 3), "unit": "us/record",
+                      "baseline": round(floor_us, 3), "ratio": round(us / floor_us, 3)})  # fmt: skip
+        lines.append({"bench": f"{name}_records_per_s", "value": round(n / seconds), "unit": "records/s",
+                      "baseline": round(n / floor_s), "ratio": round(floor_s / seconds, 4)})  # fmt: skip
+        lines.append({"bench": f"{name}_cold_import", "value": round(imports[name] * 1000, 1), "unit": "ms",
+                      "baseline": round(baseline_import * 1000, 1),
+                      "ratio": round(imports[name] / baseline_import, 3)})  # fmt: skip
+    for line in lines:
+        print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()
