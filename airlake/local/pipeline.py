@@ -1,0 +1,369 @@
+"""The whole pipeline on the local runtime: what `make demo` and the integration tests run.
+
+    simulator --PutRecords--> readings stream --ESM--> calibrate handler --> calibrated stream
+                                   |                                            |--ESM--> aggregate handler
+                                   |                                            '--ESM--> classify handler --> SNS
+                                   '--raw landing (Firehose's job)--> s3://lake/raw/dt=/hour=/*.gz
+    lake bucket --mirror--> <state>/lake/ --> Glue jobs on local Spark --> curated Parquet --> DuckDB SQL
+
+The data goes through in chunks (produce a chunk, then let every consumer catch up), so this
+process holds at most one chunk of records at a time whatever the fleet size.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from airlake.local import endpoint as local_endpoint
+from airlake.local.esm import EventSourceMapping, MappingSettings, sqs_on_failure
+from airlake.local.firehose import RawLanding
+from airlake.local.resources import create
+from airlake.simulate import FleetConfig, Simulation
+
+ROOT: Final = Path(__file__).resolve().parents[2]
+DEFAULT_STATE_DIR: Final = ROOT / ".airlake"
+DEFAULT_MODELS_DIR: Final = ROOT / "models"
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineOptions:
+    devices: int = 20
+    days: float = 60.0
+    step_s: int = 900
+    seed: int = 0
+    malformed_rate: float = 0.002
+    duplicate_rate: float = 0.003
+    stage: str = "dev"
+    state_dir: Path = DEFAULT_STATE_DIR
+    models_dir: Path = DEFAULT_MODELS_DIR
+    chunk_records: int = 20_000
+    cold_path: bool = True
+    progress: bool = True
+    endpoint_url: str | None = None  # reuse a running endpoint (`local up`) instead of starting one
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.state_dir / "lake"
+
+
+@dataclass(slots=True)
+class StageTiming:
+    name: str
+    seconds: float
+    records: int
+
+
+@dataclass(slots=True)
+class PipelineResult:
+    manifest: dict[str, Any]
+    resources: dict[str, str]
+    producer: dict[str, Any]
+    mappings: dict[str, dict[str, Any]]
+    landing: dict[str, Any]
+    cold: dict[str, Any] = field(default_factory=dict)
+    timings: list[StageTiming] = field(default_factory=list)
+    critical_alerts_received: list[dict[str, Any]] = field(default_factory=list)
+    all_alerts_received: int = 0
+    lake_dir: Path = DEFAULT_STATE_DIR / "lake"
+    labels: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run(options: PipelineOptions, *, put_records_hook: Callable[[Any], Any] | None = None) -> PipelineResult:
+    """Run simulator -> streams -> handlers -> raw lake -> Spark jobs. SQL and reports read the result.
+
+    `put_records_hook` wraps the producer's Kinesis client (fault injection in tests).
+    """
+    import boto3
+
+    from airlake.producer import Producer
+    from airlake.settings import load_stage_config
+
+    config = load_stage_config(options.stage)
+    options.state_dir.mkdir(parents=True, exist_ok=True)
+    timings: list[StageTiming] = []
+    with _endpoint(options) as url:
+        local_endpoint.activate(url)
+        simulation = Simulation(
+            FleetConfig(devices=options.devices, days=options.days, step_s=options.step_s, seed=options.seed),
+            malformed_rate=options.malformed_rate,
+            duplicate_rate=options.duplicate_rate,
+        )
+        resources = create(config, models_dir=options.models_dir, devices=simulation.devices())
+        os.environ.update(resources.lambda_env())
+        handlers = _handlers()
+        kinesis = boto3.client("kinesis")
+        sqs = boto3.client("sqs")
+        settings = MappingSettings.from_stage(config)
+        on_failure = sqs_on_failure(sqs, resources.failure_queue_url)
+        calibrate = EventSourceMapping(
+            kinesis,
+            resources.readings_stream,
+            resources.readings_stream_arn,
+            handlers["calibrate"],
+            "calibrate",
+            settings,
+            on_failure=on_failure,
+        )
+        aggregate = EventSourceMapping(
+            kinesis,
+            resources.calibrated_stream,
+            resources.calibrated_stream_arn,
+            handlers["aggregate"],
+            "aggregate",
+            settings,
+            on_failure=on_failure,
+        )
+        classify = EventSourceMapping(
+            kinesis,
+            resources.calibrated_stream,
+            resources.calibrated_stream_arn,
+            handlers["classify"],
+            "classify",
+            settings,
+            on_failure=on_failure,
+        )
+        landing = RawLanding(
+            kinesis,
+            boto3.client("s3"),
+            stream_name=resources.readings_stream,
+            bucket=resources.lake_bucket,
+            delivery_stream_name=config.names.raw_delivery_stream,
+            buffer_size_mb=config.firehose.buffer_size_mb,
+            buffer_interval_s=config.firehose.buffer_interval_seconds,
+        )
+        client = kinesis if put_records_hook is None else put_records_hook(kinesis)
+        producer = Producer(client, resources.readings_stream)
+        clocks: dict[str, float] = dict.fromkeys(
+            ("produce", "calibrate", "raw landing", "aggregate", "classify"), 0.0
+        )
+        total = simulation.config.devices * simulation.config.steps
+        with _bar(total, "stream + hot path", options.progress) as bar:
+            for chunk in _chunks(simulation, options.chunk_records):
+                started = time.perf_counter()
+                producer.send(chunk)
+                clocks["produce"] += time.perf_counter() - started
+                for name, step in (
+                    ("calibrate", calibrate.drain),
+                    ("raw landing", landing.drain),
+                    ("aggregate", aggregate.drain),
+                    ("classify", classify.drain),
+                ):
+                    started = time.perf_counter()
+                    step()
+                    clocks[name] += time.perf_counter() - started
+                bar.update(len(chunk))
+        manifest = simulation.manifest()
+        sent = manifest["records"]
+        timings.extend(StageTiming(name, seconds, sent) for name, seconds in clocks.items())
+        critical = _receive_all(sqs, resources.critical_alerts_queue_url)
+        everything = _receive_all(sqs, resources.all_alerts_queue_url)
+        started = time.perf_counter()
+        mirrored = mirror_lake(boto3.client("s3"), resources.lake_bucket, options.lake_dir, ("raw/", "hot/"))
+        (options.lake_dir / "reference" / "devices").mkdir(parents=True, exist_ok=True)
+        (options.lake_dir / "reference" / "devices" / "devices.json").write_bytes(
+            b"\n".join(orjson.dumps(device) for device in simulation.devices()) + b"\n"
+        )
+        timings.append(StageTiming("mirror lake", time.perf_counter() - started, mirrored))
+        result = PipelineResult(
+            manifest=manifest,
+            resources=resources.describe(),
+            producer={
+                "sent": producer.stats.sent,
+                "calls": producer.stats.calls,
+                "retried_entries": producer.stats.retried_entries,
+                "throttled_calls": producer.stats.throttled_calls,
+                "failed": len(producer.stats.failed),
+            },
+            mappings={
+                name: _mapping_summary(m)
+                for name, m in (("calibrate", calibrate), ("aggregate", aggregate), ("classify", classify))
+            },
+            landing={
+                "records": landing.stats.records,
+                "objects": landing.stats.objects,
+                "bytes_in": landing.stats.bytes_in,
+                "bytes_out": landing.stats.bytes_out,
+            },
+            timings=timings,
+            critical_alerts_received=critical,
+            all_alerts_received=len(everything),
+            lake_dir=options.lake_dir,
+            labels=[label.to_dict() for label in simulation.fleet.labels],
+        )
+        _write_labels(options.state_dir, result.labels)
+    if options.cold_path:
+        result.cold = run_cold_path(options, result)
+    (options.state_dir / "last_run.json").write_bytes(
+        orjson.dumps(summary_document(result), option=orjson.OPT_INDENT_2)
+    )
+    return result
+
+
+def run_cold_path(options: PipelineOptions, result: PipelineResult) -> dict[str, Any]:
+    """The Glue jobs, unchanged, on one local SparkSession over the mirrored lake."""
+    from airlake.batch.session import local_spark
+    from glue_jobs import compaction, raw_to_curated, rollups
+
+    lake_root = str(options.lake_dir)
+    raw_dates = sorted(p.name.removeprefix("dt=") for p in (options.lake_dir / "raw").glob("dt=*"))
+    counts: dict[str, Any] = {}
+    spark = local_spark("airlake-local")
+    try:
+        with _bar(3, "cold path (Spark)", options.progress) as bar:
+            started = time.perf_counter()
+            calibrator = raw_to_curated.load_calibrator(str(options.models_dir))
+            counts["raw_to_curated"] = raw_to_curated.run_raw_to_curated(
+                spark, lake_root, from_dt=raw_dates[0], to_dt=raw_dates[-1], calibrator=calibrator
+            )
+            result.timings.append(
+                StageTiming("raw -> curated", time.perf_counter() - started, result.manifest["records"])
+            )
+            bar.update(1)
+            event_dates = counts["raw_to_curated"]["readings_partitions"]
+            started = time.perf_counter()
+            if event_dates:
+                counts["rollups"] = rollups.run_rollups(
+                    spark,
+                    lake_root,
+                    from_dt=event_dates[0],
+                    to_dt=event_dates[-1],
+                    nominal_step_s=float(options.step_s),
+                )
+            result.timings.append(StageTiming("rollups", time.perf_counter() - started, 0))
+            bar.update(1)
+            started = time.perf_counter()
+            counts["compaction"] = compaction.run_compaction(spark, lake_root)
+            result.timings.append(StageTiming("compaction", time.perf_counter() - started, 0))
+            bar.update(1)
+    finally:
+        spark.stop()
+    return counts
+
+
+def mirror_lake(s3: Any, bucket: str, target: Path, prefixes: tuple[str, ...]) -> int:
+    """Copy the lake bucket's objects under `prefixes` to a local folder Spark and DuckDB can read.
+
+    PySpark here has no S3 connector for moto (the hadoop-aws jars are not on a reachable
+    registry), so the local lake is a mirror of the bucket with the same keys.
+    """
+    copied = 0
+    paginator = s3.get_paginator("list_objects_v2")
+    for prefix in prefixes:
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                path = target / item["Key"]
+                if path.exists() and path.stat().st_size == item["Size"]:
+                    continue
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+                copied += 1
+    return copied
+
+
+def summary_document(result: PipelineResult) -> dict[str, Any]:
+    return {
+        "manifest": result.manifest,
+        "producer": result.producer,
+        "mappings": result.mappings,
+        "landing": result.landing,
+        "cold": result.cold,
+        "timings": [
+            {"stage": t.name, "seconds": round(t.seconds, 2), "records": t.records} for t in result.timings
+        ],
+        "alerts_received": {
+            "all": result.all_alerts_received,
+            "critical_subscriber": len(result.critical_alerts_received),
+        },
+        "resources": result.resources,
+    }
+
+
+def _handlers() -> dict[str, Callable[[dict[str, Any], Any], Any]]:
+    """The real Lambda entry points, imported the way Lambda imports them."""
+    from lambdas.aggregate.handler import handler as aggregate
+    from lambdas.calibrate.handler import handler as calibrate
+    from lambdas.classify.handler import handler as classify
+
+    return {"calibrate": calibrate, "aggregate": aggregate, "classify": classify}
+
+
+def _mapping_summary(mapping: EventSourceMapping) -> dict[str, Any]:
+    stats = mapping.stats
+    return {
+        "invocations": stats.invocations,
+        "records_delivered": stats.records_delivered,
+        "records_succeeded": stats.records_succeeded,
+        "function_errors": stats.function_errors,
+        "partial_failures": stats.partial_failures,
+        "bisections": stats.bisections,
+        "records_to_on_failure": stats.records_to_on_failure,
+    }
+
+
+def _chunks(simulation: Simulation, size: int) -> Iterator[list[tuple[str, bytes]]]:
+    chunk: list[tuple[str, bytes]] = []
+    for record in simulation.records():
+        chunk.append((record.partition_key, record.data))
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _receive_all(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    while True:
+        reply = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+        batch = reply.get("Messages", [])
+        if not batch:
+            return messages
+        for message in batch:
+            body = orjson.loads(message["Body"])
+            messages.append(body)
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+        )
+
+
+def _write_labels(state_dir: Path, labels: list[dict[str, Any]]) -> None:
+    with (state_dir / "labels.jsonl").open("wb") as sink:
+        for label in labels:
+            sink.write(orjson.dumps(label) + b"\n")
+
+
+@contextmanager
+def _endpoint(options: PipelineOptions) -> Iterator[str]:
+    if options.endpoint_url is not None:
+        local_endpoint.assert_loopback(options.endpoint_url)
+        yield options.endpoint_url
+        return
+    running = local_endpoint.start(log_file=options.state_dir / "endpoint.log")
+    try:
+        yield running.url
+    finally:
+        running.stop()
+
+
+@contextmanager
+def _bar(total: int, description: str, enabled: bool) -> Iterator[Any]:
+    from tqdm import tqdm
+
+    with tqdm(
+        total=total,
+        desc=description,
+        unit="rec" if total > 10 else "job",
+        unit_scale=True,
+        disable=not enabled,
+        leave=True,
+    ) as bar:
+        yield bar
