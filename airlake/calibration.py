@@ -59,6 +59,8 @@ UCI_ALIASES: Final[dict[str, str]] = {
     "abs_humidity": "AH",
 }
 
+_REVERSE_ALIASES: Final = {uci: wire for wire, uci in UCI_ALIASES.items()}
+
 # target -> (inputs, input means, input scales, intercept, coefficients on standardised inputs)
 BUILTIN_LINEAR: Final[dict[str, tuple[tuple[str, ...], tuple[float, ...], tuple[float, ...], float,
                                       tuple[float, ...]]]] = {
@@ -151,10 +153,10 @@ class FastLinear:
     """A linear model over raw inputs, folded into one weight per input and a bias.
 
     Equal to the runtime's evaluation (imputer -> scaler -> linear) for rows with every input
-    present, which is the only case the calibrator scores; about 5x cheaper per reading."""
+    present, which is the only case the calibrator scores, without building a row or vector."""
 
     inputs: tuple[str, ...]
-    weights: tuple[float, ...]
+    terms: tuple[tuple[str, str | None, float], ...]  # (input, its wire-channel alias, weight)
     bias: float
 
     @classmethod
@@ -176,7 +178,9 @@ class FastLinear:
         bias = float(estimator["intercept"][0]) - math.fsum(
             w * float(m) for w, m in zip(weights, means, strict=True)
         )
-        return cls(tuple(f["col"] for f in features), weights, bias)
+        inputs = tuple(str(f["col"]) for f in features)
+        terms = tuple((name, _REVERSE_ALIASES.get(name), w) for name, w in zip(inputs, weights, strict=True))
+        return cls(inputs, terms, bias)
 
 
 @dataclass(slots=True)
@@ -283,12 +287,10 @@ class Calibrator:
             folded = models.fast.get(id(model))
             if folded is not None:
                 total = folded.bias
-                for name, weight in zip(folded.inputs, folded.weights, strict=True):
+                for name, alias, weight in folded.terms:
                     value = channels.get(name)
-                    if value is None:
-                        value = _aliased(channels, name)
-                        if value is None:
-                            break
+                    if value is None and (alias is None or (value := channels.get(alias)) is None):
+                        break
                     total += weight * value
                 else:
                     low, high, _unit = CHANNEL_RANGES[target]
@@ -313,9 +315,6 @@ class Calibrator:
                 low, high, _unit = CHANNEL_RANGES[target]
                 out[target] = min(max(value, low), high)
         return out, models.version
-
-
-_REVERSE_ALIASES: Final = {uci: wire for wire, uci in UCI_ALIASES.items()}
 
 
 def _aliased(channels: Mapping[str, float], name: str) -> float | None:
