@@ -13,7 +13,11 @@ the Lambda developer guide for Kinesis sources (the settings come from StageConf
   failed sequence number and everything from there is delivered again. A response naming an
   unknown or empty identifier fails the whole batch, as Lambda does.
 * Function error (the handler raised, or ran past the function timeout): with bisect on, the batch
-  is split in two and each half retried on its own; otherwise the whole batch is retried.
+  is split in two and each half retried on its own; otherwise the whole batch is retried. Splitting
+  does not use up retry attempts here: a record that fails alone is retried `max_retry_attempts`
+  times in isolation, so one poison record never takes its neighbours to the on-failure queue.
+* Partial failure retries deliver the rest of the same batch again (from the lowest failed record),
+  not a batch topped up with newer records.
 * A batch that still fails after `max_retry_attempts` retries, or whose records are older than
   `max_record_age_s`, is sent to the on-failure destination as metadata (shard id and sequence
   range, not the records, as in AWS) and the shard moves on. The records stay in the stream and
@@ -202,8 +206,8 @@ class EventSourceMapping:
                 if self.settings.bisect_on_error and len(batch) > 1:
                     self.stats.bisections += 1
                     half = len(batch) // 2
-                    self._deliver(shard, batch[:half], attempt + 1)
-                    self._deliver(shard, batch[half:], attempt + 1)
+                    self._deliver(shard, batch[:half], attempt)
+                    self._deliver(shard, batch[half:], attempt)
                     return
             attempt += 1
             if attempt > self.settings.max_retry_attempts:
