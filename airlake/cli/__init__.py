@@ -15,6 +15,8 @@ from airlake import __version__
 
 # (module under airlake.cli, in the order `--help` lists them)
 COMMANDS: tuple[str, ...] = (
+    "demo",
+    "local",
     "validate",
     "simulate",
     "sql",
