@@ -150,7 +150,7 @@ def alert_id(device_id: str, event_type: str, episode_start_ms: int) -> str:
     return hashlib.sha256(f"{device_id}|{event_type}|{episode_start_ms}".encode()).hexdigest()[:24]
 
 
-def advance(  # noqa: PLR0917 (a state-machine step reads best positionally)
+def advance(
     ep: dict[str, Any] | None, ts: int, enter: int, hold: int, min_ms: int, clear_ms: int
 ) -> tuple[dict[str, Any] | None, str | None]:
     """One step of the episode machine (module docstring). Returns the new episode and a status.
@@ -238,7 +238,7 @@ class _Emitter:
     device_id: str
     out: list[Transition]
 
-    def emit(  # noqa: PLR0917
+    def emit(
         self,
         ep: dict[str, Any],
         status: str,
@@ -333,7 +333,7 @@ def _store(
         episodes[name] = ep
 
 
-def _fault_step(  # noqa: PLR0917
+def _fault_step(
     state: DeviceClassState,
     emitter: _Emitter,
     name: str,

@@ -40,7 +40,11 @@ class S3ModelSource:
         return self._ssm
 
     def pointer(self) -> str:
-        key: str = self.ssm.get_parameter(Name=self.parameter)["Parameter"]["Value"]
+        """The registry key; "none" while no model was ever published (the built-in baseline runs)."""
+        try:
+            key: str = self.ssm.get_parameter(Name=self.parameter)["Parameter"]["Value"]
+        except self.ssm.exceptions.ParameterNotFound:
+            key = "none"
         self._key = key
         return key
 
@@ -55,6 +59,8 @@ class S3ModelSource:
         return body
 
     def registry(self) -> dict[str, Any] | None:
+        if self._registry_key() == "none":
+            return None
         data = self._get(self._registry_key())
         return None if data is None else dict(json.loads(data))
 
@@ -70,5 +76,7 @@ class S3ModelSource:
         return files
 
     def devices(self) -> list[dict[str, Any]]:
+        if self._registry_key() == "none":
+            return []
         data = self._get(posixpath.join(posixpath.dirname(self._registry_key()), DEVICES_FILE))
         return [] if data is None else list(json.loads(data))

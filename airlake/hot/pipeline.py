@@ -48,6 +48,7 @@ from airlake.windows import DeviceWindows, WindowConfig, apply_readings
 STATE_TTL_S: Final = 7 * 24 * 3600
 # Window bounds repeat across devices and channels: format each instant once.
 iso_from_ms = functools.lru_cache(maxsize=8192)(_iso_from_ms)
+ROSTER_FORGET_MS: Final = STATE_TTL_S * 1000
 PUBLISHED_MEMORY: Final = 64  # transition ids remembered per device
 DEFAULT_WINDOWS: Final = WindowConfig()
 DEFAULT_FAULTS: Final = FaultConfig()
@@ -377,6 +378,8 @@ class ClassifyStage:
                     roster[device_id] = before[device_id]
                 else:
                     roster.pop(device_id, None)
+        for device_id in [d for d, e in roster.items() if e.get("last", newest) < newest - ROSTER_FORGET_MS]:
+            del roster[device_id]  # silent for a week: decommissioned or moved shard; keep the item small
         if not roster_failed:
             doc = {"devices": roster, "pub": roster_published[-PUBLISHED_MEMORY:]}
             writes.append(

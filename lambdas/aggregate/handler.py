@@ -33,7 +33,7 @@ def build_stage(settings: AggregateSettings) -> AggregateStage:
 
 
 def set_stage(stage: AggregateStage | None) -> None:
-    global _stage  # noqa: PLW0603 (one stage per container, built once)
+    global _stage
     _stage = stage
 
 

@@ -38,7 +38,7 @@ def build_stage(settings: CalibrateSettings) -> CalibrateStage:
 
 
 def set_stage(stage: CalibrateStage | None) -> None:
-    global _stage  # noqa: PLW0603 (one stage per container, built once)
+    global _stage
     _stage = stage
 
 

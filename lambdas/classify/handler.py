@@ -40,7 +40,7 @@ def build_stage(settings: ClassifySettings) -> ClassifyStage:
 
 
 def set_stage(stage: ClassifyStage | None) -> None:
-    global _stage  # noqa: PLW0603 (one stage per container, built once)
+    global _stage
     _stage = stage
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 from jsonschema import Draft202012Validator
 
-from airlake.calibration import load_calibrator
+from airlake.calibration import DirectorySource, ModelProvider, load_calibrator
 from airlake.hot.outputs import MemoryLake, MemoryNotifier, MemoryStream
 from airlake.hot.pipeline import AggregateStage, CalibrateStage, ClassifyStage, parse_records
 from airlake.hot.state import InMemoryStateStore
@@ -140,3 +140,56 @@ def test_alert_schema_rejects_a_document_without_its_attributes() -> None:
     alert = json.loads(notifier.messages[0][0])
     del alert["severity"]
     assert [e.validator for e in Draft202012Validator(SCHEMA).iter_errors(alert)] == ["required"]
+
+
+class _RacingStore(InMemoryStateStore):
+    """Another writer updates device `b` between this batch's read and its write."""
+
+    def put_many(self, writes):  # type: ignore[no-untyped-def]
+        for key in list(self.items):
+            if key[0] == "agg#b":
+                body, version, expires = self.items[key]
+                self.items[key] = (body, version + 1, expires)
+        return super().put_many(writes)
+
+
+def test_aggregate_state_conflict_fails_only_that_devices_records() -> None:
+    # Given both devices have state, and a concurrent writer touches b's before our write
+    store = _RacingStore()
+    stage = AggregateStage(store, MemoryLake())
+    stage.process(parse_records(kinesis_event(_calibrated("a", [0]) + _calibrated("b", [0]))))
+    event = kinesis_event(_calibrated("a", [1]) + _calibrated("b", [1]), first_seq=10)
+    # When the next batch is processed
+    outcome = stage.process(parse_records(event))
+    # Then only b's record fails (and will be redelivered); a's state advanced
+    assert outcome.failed == {seqnos(event)[1]}
+    assert outcome.counts["state_conflicts"] == 1
+
+
+def test_event_type_model_labels_the_alert_and_the_device_registry_names_the_site(tmp_path: Path) -> None:
+    # Given a classifier artifact (pm25 far above 20 -> cooking) and a device registry
+    clf = tmp_path / "classifier"
+    clf.mkdir()
+    model = {"format": "airlake.model/v1", "kind": "classifier", "features": [{"op": "raw", "col": "pm25"}],
+             "classes": ["occupancy", "cooking"], "target_transform": None,
+             "estimator": {"type": "linear", "fill": [0.0], "mean": [0.0], "scale": [1.0], "coef": [[1.0]],
+                           "intercept": [-20.0]}}  # fmt: skip
+    (clf / "model.json").write_text(json.dumps(model))
+    (clf / "metadata.json").write_text(json.dumps({"format": "airlake.model/v1", "kind": "classifier",
+                                                   "version": "clf-1"}))  # fmt: skip
+    (tmp_path / "registry.json").write_text(
+        json.dumps({"version": "r7", "calibration": {}, "classifier": "classifier"})
+    )
+    (tmp_path / "devices.json").write_text(json.dumps([{"device_id": "k1", "site": "flat-3", "model": "AL-100",
+                                                        "installed": "2025-05-01", "reference": False}]))  # fmt: skip
+    notifier = MemoryNotifier()
+    stage = ClassifyStage(
+        InMemoryStateStore(), MemoryLake(), notifier, ModelProvider(DirectorySource(tmp_path))
+    )
+    # When PM2.5 stays at 40 ug/m3 for 10 minutes
+    stage.process(parse_records(kinesis_event([reading("k1", m * MIN, m, pm25=40.0) for m in range(10)])))
+    # Then the raise carries the model's label, the registry version and the device's site
+    alert = json.loads(notifier.messages[0][0])
+    assert (alert["event_type"], alert["label"], alert["model_version"], alert["site"]) == (
+        "pm25_high", "cooking", "r7", "flat-3")  # fmt: skip
+    assert notifier.messages[0][1]["site"] == "flat-3"
