@@ -17,7 +17,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Aws, CfnResource
+from aws_cdk import Aws, CfnResource, Stack
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -26,9 +26,12 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from airlake.settings import REPO_ROOT
+from stacks.nag import acknowledge_all
 
 ATHENA_DIR = REPO_ROOT / "athena"
 ENGINE_V3 = "Athena engine version 3"
+# Construct id CDK gives the Lambda shared by every AwsCustomResource of a stack.
+AWS_CUSTOM_RESOURCE_SINGLETON = "AWS679f53fac002430cb0da5b7982bd2287"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,7 @@ class AnalyticsWorkgroup(Construct):
         bytes_scanned_cutoff_bytes: int,
         tables: list[CfnResource],
         lake: s3.IBucket,
+        results_nag_name: str,
     ) -> None:
         super().__init__(scope, id_)
         self.workgroup = athena.CfnWorkGroup(
@@ -117,6 +121,7 @@ class AnalyticsWorkgroup(Construct):
                 key=key,
                 tables=tables,
                 lake=lake,
+                results_nag_name=results_nag_name,
             )
 
     def _create_views(
@@ -129,6 +134,7 @@ class AnalyticsWorkgroup(Construct):
         key: kms.IKey,
         tables: list[CfnResource],
         lake: s3.IBucket,
+        results_nag_name: str,
     ) -> None:
         arn = f"arn:{Aws.PARTITION}"
         glue_base = f"{arn}:glue:{Aws.REGION}:{Aws.ACCOUNT_ID}"
@@ -199,3 +205,25 @@ class AnalyticsWorkgroup(Construct):
                 resource.node.add_dependency(previous)
             previous = resource
             self.views.append(resource)
+        findings = {
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/{database_name}/*]": (
+                "CREATE OR REPLACE VIEW reads the stage database's tables and writes the view (a Glue table)."
+            ),
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{results_nag_name}/results/*]": (
+                "Athena writes the DDL statement's result object under the workgroup's results/ prefix."
+            ),
+        }
+        for resource in self.views:
+            acknowledge_all(resource, findings)
+        # AwsCustomResource runs every view through one CDK-managed singleton Lambda.
+        provider = Stack.of(self).node.try_find_child(AWS_CUSTOM_RESOURCE_SINGLETON)
+        if provider is not None:
+            acknowledge_all(
+                provider,
+                {
+                    **findings,
+                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]": (
+                        "CDK's AwsCustomResource provider role; it only runs at deploy time and needs its own logs."
+                    ),
+                },
+            )

@@ -251,6 +251,7 @@ class ColdPathStack(Stack):
             bytes_scanned_cutoff_bytes=config.athena.bytes_scanned_cutoff_bytes,
             tables=list(self.catalog.tables.values()),
             lake=lake,
+            results_nag_name=nag_bucket_name(names, ATHENA_RESULTS),
         )
         lake_nag = f"arn:<AWS::Partition>:s3:::{nag_bucket_name(names, LAKE)}"
         glue_findings = {**CDK_GRANT_ACTIONS, **S3_READ_ACTIONS, **S3_WRITE_ACTIONS, **S3_DELETE_ACTIONS}

@@ -209,8 +209,11 @@ def test_functions_are_arm64_traced_with_settings_and_logs(dev: Synth) -> None:
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "Airlake"
         assert variables["POWERTOOLS_SERVICE_NAME"] == handler
         assert "LoggingConfig" in props
-    log_groups = {_props(r)["LogGroupName"]: _props(r) for r in dev.resources("AWS::Logs::LogGroup").values()
-                  if "LogGroupName" in _props(r)}  # fmt: skip
+    log_groups = {
+        _props(r)["LogGroupName"]: _props(r)
+        for r in dev.resources("AWS::Logs::LogGroup").values()
+        if isinstance(_props(r).get("LogGroupName"), str)
+    }
     for handler in expected_env:
         assert log_groups[f"/aws/lambda/airlake-dev-{handler}"]["RetentionInDays"] == 14
 
