@@ -67,11 +67,15 @@ def extract(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
     return spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(list(paths))
 
 
-def load_calibrator(models_dir: str | None) -> Calibrator | None:
-    """The hot path's calibrator, so batch and stream produce the same calibrated numbers."""
-    if models_dir is None:
+def load_calibrator(models_dir: str | None, *, enabled: bool = True) -> Calibrator | None:
+    """The hot path's calibrator (airlake.calibration), so batch and stream compute the same numbers.
+
+    `models_dir` None means the repository's shipped `models/` (or the built-in fleet model).
+    The calibrator is pickled into the decode closure, so executors need no access to the folder.
+    """
+    if not enabled:
         return None
-    from airlake.calibration import load_calibrator as load  # type: ignore[import-not-found,unused-ignore]
+    from airlake.calibration import load_calibrator as load
 
     calibrator: Calibrator = load(models_dir)
     return calibrator
@@ -177,7 +181,8 @@ def _per_partition(merged: DataFrame) -> dict[str, tuple[int, int]]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     add_local_args(parser)
-    parser.add_argument("--models_dir", help="calibration models folder (airlake.calibration)")
+    parser.add_argument("--models_dir", help="calibration models folder (default: the shipped models/)")
+    parser.add_argument("--no_calibration", action="store_true", help="leave co/nox/no2 null")
     parser.add_argument("--raw_paths", nargs="*", help="raw objects or folders instead of a date range")
     return parser.parse_args(argv)
 
@@ -194,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths=args.raw_paths,
         from_dt=args.from_dt,
         to_dt=args.to_dt,
-        calibrator=load_calibrator(args.models_dir),
+        calibrator=load_calibrator(args.models_dir, enabled=not args.no_calibration),
     )
     print(json.dumps(counts, sort_keys=True))
     return 0

@@ -171,3 +171,23 @@ def test_late_data_rewrites_only_the_partition_it_touches(spark: SparkSession, l
         ("2024-03-09", "dev-b", utc("2024-03-09 23:59:00"), MAR09_2359, 7),
     ]
     assert sorted((p.name, p.stat().st_mtime_ns) for p in day10.iterdir()) == day10_files
+
+
+def test_compaction_merges_a_days_files_and_keeps_its_rows(spark: SparkSession, lake: Path) -> None:
+    # Given day 2024-03-10 with a second, small file appended (as a streaming writer would)
+    from pyspark.sql import functions as F  # noqa: N812
+
+    from glue_jobs.compaction import run_compaction
+
+    table = str(lake / "curated" / "readings")
+    extra = spark.read.schema(READINGS_SCHEMA).parquet(table).where("dt = '2024-03-10'")
+    extra.withColumn("seq", F.col("seq") + 100).write.mode("append").partitionBy("dt").parquet(table)
+    before = curated_rows(spark, lake)
+    assert len(list((lake / "curated" / "readings" / "dt=2024-03-10").glob("*.parquet"))) == 2
+
+    # When the day is compacted
+    counts = run_compaction(spark, str(lake), tables=["readings"], from_dt="2024-03-10")
+
+    # Then it is one file holding exactly the same rows
+    assert counts == {"readings": {"files_before": 2, "files_after": 1, "rows": 4}}
+    assert curated_rows(spark, lake) == before
