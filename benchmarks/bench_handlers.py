@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from airlake.calibration import load_calibrator  # noqa: E402
+from airlake.contract import decode  # noqa: E402
 from airlake.hot.outputs import MemoryLake, MemoryNotifier, MemoryStream  # noqa: E402
 from airlake.hot.pipeline import AggregateStage, CalibrateStage, ClassifyStage  # noqa: E402
 from airlake.hot.state import InMemoryStateStore  # noqa: E402
@@ -117,6 +118,14 @@ def floor(event: dict[str, Any]) -> None:
         orjson.loads(base64.b64decode(record["kinesis"]["data"]))
 
 
+def contract(event: dict[str, Any]) -> None:
+    for record in event["Records"]:
+        kinesis = record["kinesis"]
+        decode(
+            base64.b64decode(kinesis["data"]), received_ms=int(kinesis["approximateArrivalTimestamp"] * 1000)
+        )
+
+
 def import_seconds(programs: dict[str, str]) -> dict[str, float]:
     """Cold import time of each program in fresh interpreters, runs interleaved so a busy machine
     slows all of them alike; the minimum of the runs is the least disturbed one."""
@@ -146,6 +155,8 @@ def main() -> None:
         calibrate.handler(readings_event, Context())
     calibrated_event = kinesis_event([data for _key, data in stream.records])
     floor_s = best_of(THROUGHPUT_RUNS, lambda: None, lambda _: floor(readings_event))
+    # For context: the reading contract's decoder, which every handler runs on every record.
+    contract_s = best_of(THROUGHPUT_RUNS, lambda: None, lambda _: contract(readings_event))
 
     def run(module: Any, stage_factory: Callable[[], Any], event: dict[str, Any]) -> float:
         def setup() -> None:
@@ -171,6 +182,10 @@ def main() -> None:
     lines = []
     floor_us = floor_s / n * 1e6
     print(f"records per event: {n}; decode floor {floor_us:.2f} us/record ({n / floor_s:,.0f} records/s)")
+    contract_us = contract_s / n * 1e6
+    print(f" contract: {contract_us:7.2f} us/record (decode + validate; {contract_us / floor_us:.2f}x floor)")
+    lines.append({"bench": "contract_decode_us_per_record", "value": round(contract_us, 3), "unit": "us/record",
+                  "baseline": round(floor_us, 3), "ratio": round(contract_us / floor_us, 3)})  # fmt: skip
     for name, seconds in timings.items():
         us = seconds / n * 1e6
         print(f"{name:>9}: {us:7.2f} us/record  {n / seconds:10,.0f} records/s  {us / floor_us:5.2f}x floor  "

@@ -117,10 +117,47 @@ class _Decoded:
     quarantine_seqnos: set[str] = field(default_factory=set)
 
 
-def _decode_all(records: Sequence[KinesisRecord], outcome: Outcome, stage: str) -> _Decoded:
+def decode_calibrated(data: bytes, received_ms: int) -> list[Reading | Quarantined]:
+    """Decode a record of the calibrated stream, which only the calibrate stage writes.
+
+    Its readings already passed the contract there, so a record with the expected shape (string
+    device_id, integer ts and seq, numeric channels) is taken as is; anything else goes through the
+    full contract decoder, so a foreign or corrupted record is still quarantined, never crashes
+    the batch.
+    """
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return decode(data, received_ms=received_ms)
+    if type(obj) is dict:
+        device_id, ts, seq, channels = (
+            obj.get("device_id"),
+            obj.get("ts"),
+            obj.get("seq"),
+            obj.get("channels"),
+        )
+        if (
+            type(device_id) is str
+            and type(ts) is int
+            and type(seq) is int
+            and type(channels) is dict
+            and channels
+            and all(type(v) is float or type(v) is int for v in channels.values())
+        ):
+            return [Reading(device_id, ts, seq, channels, obj.get("firmware"), obj.get("model"))]
+    return decode(data, received_ms=received_ms)
+
+
+def _decode_all(
+    records: Sequence[KinesisRecord], outcome: Outcome, stage: str, *, calibrated: bool = False
+) -> _Decoded:
     decoded = _Decoded()
     for record in records:
-        for item in decode(record.data, received_ms=record.arrival_ms):
+        if calibrated:
+            items = decode_calibrated(record.data, record.arrival_ms)
+        else:
+            items = decode(record.data, received_ms=record.arrival_ms)
+        for item in items:
             if type(item) is Reading:
                 decoded.by_device[item.device_id].append(item)
                 decoded.seqnos[item.device_id].add(record.sequence_number)
@@ -196,7 +233,7 @@ class AggregateStage:
 
     def process(self, records: Sequence[KinesisRecord]) -> Outcome:
         outcome = Outcome()
-        decoded = _decode_all(records, outcome, "aggregate")
+        decoded = _decode_all(records, outcome, "aggregate", calibrated=True)
         _write_quarantine(self.lake, decoded, outcome)
         devices = sorted(decoded.by_device)
         if not devices:
@@ -287,7 +324,7 @@ class ClassifyStage:
 
     def process(self, records: Sequence[KinesisRecord]) -> Outcome:
         outcome = Outcome()
-        decoded = _decode_all(records, outcome, "classify")
+        decoded = _decode_all(records, outcome, "classify", calibrated=True)
         _write_quarantine(self.lake, decoded, outcome)
         if not decoded.by_device:
             return outcome

@@ -10,7 +10,13 @@ from jsonschema import Draft202012Validator
 
 from airlake.calibration import DirectorySource, ModelProvider, load_calibrator
 from airlake.hot.outputs import MemoryLake, MemoryNotifier, MemoryStream
-from airlake.hot.pipeline import AggregateStage, CalibrateStage, ClassifyStage, parse_records
+from airlake.hot.pipeline import (
+    AggregateStage,
+    CalibrateStage,
+    ClassifyStage,
+    latest_aggregates,
+    parse_records,
+)
 from airlake.hot.state import InMemoryStateStore
 from tests.hot.conftest import MIN, T0_MS, kinesis_event, load_event, reading, seqnos
 
@@ -193,3 +199,32 @@ def test_event_type_model_labels_the_alert_and_the_device_registry_names_the_sit
     assert (alert["event_type"], alert["label"], alert["model_version"], alert["site"]) == (
         "pm25_high", "cooking", "r7", "flat-3")  # fmt: skip
     assert notifier.messages[0][1]["site"] == "flat-3"
+
+
+def test_latest_per_device_view_holds_the_last_closed_windows_and_averages() -> None:
+    store = InMemoryStateStore()
+    AggregateStage(store, MemoryLake()).process(
+        parse_records(kinesis_event(_calibrated("a", list(range(10)))))
+    )
+    latest = latest_aggregates(store, ["a", "unknown-device"])
+    assert list(latest) == ["a"]
+    assert sorted(latest["a"]["windows"]) == ["sliding_1h_5m", "tumbling_5m"]
+    assert latest["a"]["windows"]["tumbling_5m"]["end_ms"] == T0_MS + 5 * MIN
+    assert latest["a"]["ema"] == {"co2": 600.0, "co": 1.0}
+
+
+def test_downstream_stages_quarantine_a_foreign_record_on_the_calibrated_stream() -> None:
+    # Given the calibrated stream carrying one good reading, one with a string channel, one not JSON
+    good = reading("a", 0, 1, co2=600.0)
+    bad_channel = reading("a", MIN, 2, co2=600.0) | {"channels": {"co2": "600"}}
+    event = kinesis_event([good, bad_channel, b"\x00garbage"], arrival_ms=T0_MS + 2 * MIN)
+    aggregate_lake, classify_lake = MemoryLake(), MemoryLake()
+    for stage, lake in (
+        (AggregateStage(InMemoryStateStore(), aggregate_lake), aggregate_lake),
+        (ClassifyStage(InMemoryStateStore(), classify_lake, MemoryNotifier()), classify_lake),
+    ):
+        # When processed
+        outcome = stage.process(parse_records(event))
+        # Then the bad two are quarantined with the contract's reasons, nothing fails, the good one counts
+        assert (outcome.failed, dict(outcome.quarantined)) == (set(), {"wrong_type": 1, "invalid_json": 1})
+        assert [q["sequence_number"] for q in lake.docs("quarantine")] == seqnos(event)[1:]
