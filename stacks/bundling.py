@@ -63,6 +63,7 @@ def _copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
 
 
+# jsii passes the BundlingOptions struct positionally when it calls back into Python.
 @jsii.implements(ILocalBundling)
 class LambdaLocalBundler:
     """Builds the Lambda bundle in `output_dir` with pip, for `python_version` on Linux arm64."""
@@ -71,7 +72,7 @@ class LambdaLocalBundler:
         self.python_version = python_version
         self.requirements = requirements
 
-    def try_bundle(self, output_dir: str, **_options: Any) -> bool:
+    def try_bundle(self, output_dir: str, *_options: Any, **_kw_options: Any) -> bool:
         if not self.requirements.is_file():
             raise FileNotFoundError(
                 f"{self.requirements} is missing: the Lambda bundle's dependencies come from it"
@@ -91,11 +92,12 @@ class LambdaLocalBundler:
         return True
 
 
+# jsii passes the BundlingOptions struct positionally when it calls back into Python.
 @jsii.implements(ILocalBundling)
 class DomainZipBundler:
     """Writes `airlake.zip` (the domain package at the zip root) for Glue's `--extra-py-files`."""
 
-    def try_bundle(self, output_dir: str, **_options: Any) -> bool:
+    def try_bundle(self, output_dir: str, *_options: Any, **_kw_options: Any) -> bool:
         package = REPO_ROOT / "airlake"
         with zipfile.ZipFile(Path(output_dir) / "airlake.zip", "w", zipfile.ZIP_DEFLATED) as archive:
             for path in _source_files(package):
