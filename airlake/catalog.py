@@ -117,7 +117,7 @@ class Table:
 _DT_EVENT = Column("dt", "string", "event-time date (UTC) of the reading, yyyy-MM-dd")
 _DT_ARRIVAL = Column("dt", "string", "arrival date (UTC) of the record, yyyy-MM-dd")
 _DT_PERIOD = Column("dt", "string", "UTC date of the period start, yyyy-MM-dd")
-_DT_WINDOW = Column("dt", "string", "UTC date of the window start (aggregates) or of the event (alerts)")
+_DT_WINDOW = Column("dt", "string", "UTC date of the window start (aggregates) or of the transition (alerts)")
 
 # Channels stored as top-level columns of curated readings (cheap column pruning); every channel,
 # known or not, is also in the `channels` map. Units follow airlake.contract.limits.CHANNEL_RANGES.
@@ -245,36 +245,45 @@ ROLLUPS_DAILY = Table(
     partition_keys=(_DT_PERIOD,),
 )
 
+_WINDOW_STATS: Final = "struct<count:bigint,mean:double,min:double,max:double,completeness:double>"
+
 AGGREGATES = Table(
     name="aggregates",
-    description="Closed event-time windows written by the aggregate Lambda (hot path), JSON lines gzip.",
+    description=(
+        "Closed event-time windows written by the aggregate Lambda (hot path), JSON lines gzip: one "
+        "document per device and window, with per-channel statistics."
+    ),
     location="hot/aggregates/",
     format="json",
     columns=(
         Column("device_id", "string", "device id"),
-        Column("channel", "string", "channel name"),
-        Column("window_kind", "string", "tumbling or sliding"),
-        Column("window_length_s", "bigint", "window length, seconds"),
-        Column("window_start", "string", "inclusive window start, ISO-8601 UTC"),
-        Column("window_end", "string", "exclusive window end, ISO-8601 UTC"),
-        Column("count", "bigint", "readings in the window"),
-        Column("mean", "double", "mean value, channel units"),
-        Column("min", "double", "minimum value, channel units"),
-        Column("max", "double", "maximum value, channel units"),
-        Column("completeness", "double", "count / expected readings in the window"),
-        Column("ema", "double", "exponential moving average at window close, channel units"),
+        Column("window", "string", "window name: tumbling_5m, tumbling_1h or sliding_1h_5m"),
+        Column("start", "string", "inclusive window start, ISO-8601 UTC"),
+        Column("end", "string", "exclusive window end, ISO-8601 UTC"),
+        Column("start_ms", "bigint", "inclusive window start, epoch milliseconds"),
+        Column("end_ms", "bigint", "exclusive window end, epoch milliseconds"),
+        Column("expected", "bigint", "readings expected in the window at the nominal step"),
+        Column(
+            "channels",
+            f"map<string,{_WINDOW_STATS}>",
+            "per channel: count, mean, min, max (channel units) and completeness (count / expected)",
+        ),
     ),
     partition_keys=(_DT_WINDOW,),
 )
 
 ALERTS = Table(
     name="alerts",
-    description="Alert documents (events and device faults) published by the classify Lambda, JSON lines gzip.",
+    description=(
+        "Alert documents (air-quality events and device faults) published by the classify Lambda, "
+        "JSON lines gzip: one document per transition (raised, updated, cleared)."
+    ),
     location="hot/alerts/",
     format="json",
     columns=(
-        Column("alert_id", "string", "stable id of the open event (same across raised/updated/cleared)"),
         Column("schema_version", "string", "alert document schema version"),
+        Column("alert_id", "string", "stable id of the episode (same across raised/updated/cleared)"),
+        Column("transition_id", "string", "id of this document (idempotent publishing)"),
         Column("status", "string", "raised, updated or cleared"),
         Column("event_type", "string", "event or fault type, e.g. high_co2, stuck_sensor"),
         Column("category", "string", "event (air quality) or fault (device)"),
@@ -282,28 +291,35 @@ ALERTS = Table(
         Column("device_id", "string", "device id"),
         Column("site", "string", "site of the device"),
         Column("channel", "string", "channel the alert is about"),
-        Column("started_at", "string", "event start, ISO-8601 UTC"),
-        Column("updated_at", "string", "time of this document, ISO-8601 UTC"),
-        Column("cleared_at", "string", "event end, ISO-8601 UTC (null while open)"),
-        Column("value", "double", "value that triggered the document, channel units"),
+        Column("episode_start", "string", "start of the episode, ISO-8601 UTC"),
+        Column("at", "string", "time of this transition, ISO-8601 UTC"),
+        Column("at_ms", "bigint", "time of this transition, epoch milliseconds"),
+        Column("value", "double", "value at the transition, channel units"),
+        Column("peak", "double", "worst value of the episode so far, channel units"),
         Column("threshold", "double", "threshold crossed, channel units"),
-        Column("message", "string", "human-readable summary"),
+        Column("label", "string", "classifier label, when a model decided"),
+        Column("model_version", "string", "classification model version, when a model decided"),
+        Column("detail", "string", "human-readable summary"),
     ),
     partition_keys=(_DT_WINDOW,),
 )
 
 HOT_QUARANTINE = Table(
     name="hot_quarantine",
-    description="Records the hot path (calibrate Lambda) quarantined, JSON lines gzip.",
+    description="Records the hot path quarantined (calibrate and later stages), JSON lines gzip.",
     location="hot/quarantine/",
     format="json",
     columns=(
+        Column("stage", "string", "hot-path stage that quarantined the record, e.g. calibrate"),
         Column("reason", "string", "reason code (airlake.contract.Reason)"),
         Column("detail", "string", "human-readable detail"),
-        Column("raw", "string", "the record's payload as text"),
         Column("device_id", "string", "device id when known"),
         Column("index", "int", "position in a JSON-array payload, null for a whole record"),
-        Column("received_at", "string", "arrival time, ISO-8601 UTC"),
+        Column("raw_text", "string", "the record's bytes as text (null when not UTF-8)"),
+        Column("raw_b64", "string", "the record's bytes, base64 (only when not UTF-8)"),
+        Column("sequence_number", "string", "Kinesis sequence number of the record"),
+        Column("shard_id", "string", "Kinesis shard id"),
+        Column("arrival", "string", "Kinesis arrival time, ISO-8601 UTC"),
     ),
     partition_keys=(_DT_ARRIVAL,),
 )

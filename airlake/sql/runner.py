@@ -40,10 +40,33 @@ _VIEW_NAME = re.compile(r"create\s+or\s+replace\s+view\s+([A-Za-z_][A-Za-z0-9_]*
 
 
 def duckdb_type(athena_type: str) -> str:
-    try:
-        return _DUCKDB_TYPES[athena_type.replace(" ", "").lower()]
-    except KeyError:
-        raise ValueError(f"no DuckDB type for catalog type {athena_type!r}") from None
+    """Athena (Hive DDL) type -> DuckDB type, including map<k,v> and struct<name:type,...>."""
+    text = athena_type.replace(" ", "")
+    lowered = text.lower()
+    if lowered in _DUCKDB_TYPES:
+        return _DUCKDB_TYPES[lowered]
+    if lowered.startswith("map<") and text.endswith(">"):
+        key, value = _split_top(text[4:-1])
+        return f"MAP({duckdb_type(key)}, {duckdb_type(value)})"
+    if lowered.startswith("struct<") and text.endswith(">"):
+        fields = []
+        for item in _split_top(text[7:-1]):
+            name, kind = item.split(":", 1)
+            fields.append(f'"{name}" {duckdb_type(kind)}')
+        return f"STRUCT({', '.join(fields)})"
+    raise ValueError(f"no DuckDB type for catalog type {athena_type!r}")
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas that are not inside <...>."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += {"<": 1, ">": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
 
 
 @dataclass(frozen=True, slots=True)

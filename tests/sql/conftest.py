@@ -161,9 +161,16 @@ def build_lake(lake: Path) -> None:
             {"reason": "invalid_json", "device_id": None, "received_at": at(0), "line_no": 1} | raw_next_day,
         ],
     )
-    hot = {"reason": "invalid_json", "detail": "x", "raw": "{", "device_id": None, "index": None}
+    hot = {"stage": "calibrate", "reason": "invalid_json", "detail": "x", "device_id": None, "index": None}
+    hot |= {
+        "raw_text": "{",
+        "raw_b64": None,
+        "sequence_number": "1",
+        "shard_id": "s",
+        "arrival": "2024-03-10T10:00:00Z",
+    }
     write_json_lines(lake / "hot" / "quarantine" / "dt=2024-03-10", "q-1.json.gz", [hot])
-    alert = {"schema_version": "1", "channel": "co2", "started_at": "2024-03-10T10:00:00Z", "message": "m"}
+    alert = {"schema_version": "1", "channel": "co2", "episode_start": "2024-03-10T10:00:00Z", "detail": "m"}
     write_json_lines(
         lake / "hot" / "alerts" / "dt=2024-03-10",
         "a-1.json.gz",
@@ -174,6 +181,16 @@ def build_lake(lake: Path) -> None:
             | {"severity": "warning", "device_id": "dev-001", "site": "site-a", "value": 900.0},
             {**alert, "alert_id": "a2", "status": "raised", "event_type": "stuck_sensor", "category": "fault"}
             | {"severity": "critical", "device_id": "dev-002", "site": "site-b", "value": 31.0},
+        ],
+    )
+    window = {"count": 2, "mean": 405.0, "min": 400.0, "max": 410.0, "completeness": 1.0}
+    write_json_lines(
+        lake / "hot" / "aggregates" / "dt=2024-03-10",
+        "g-1.json.gz",
+        [
+            {"device_id": "dev-001", "window": "tumbling_1h", "start": "2024-03-10T10:00:00.000Z"}
+            | {"end": "2024-03-10T11:00:00.000Z", "start_ms": 1710064800000, "end_ms": 1710068400000}
+            | {"expected": 6, "channels": {"co2": window}},
         ],
     )
     # dev-001: VOC follows the temperature of the hour before (off-gassing), hours 10..13.

@@ -180,3 +180,10 @@ def test_raw_readings_keeps_garbage_and_non_utf8_lines(tmp_path: Path) -> None:
         ],
         key=repr,
     )
+
+
+def test_hot_aggregates_nested_channel_statistics(local_lake: LocalLake) -> None:
+    rows = local_lake.query(
+        "SELECT device_id, window, channels['co2'].mean, channels['co2'].completeness, dt FROM aggregates"
+    ).rows
+    assert rows == [("dev-001", "tumbling_1h", 405.0, 1.0, "2024-03-10")]
