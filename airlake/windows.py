@@ -199,12 +199,15 @@ def apply_readings(state: DeviceWindows, readings: Iterable[Any], config: Window
         result.accepted += 1
         if max_ts is None or ts > max_ts:
             max_ts = ts
+        last_dt, alpha = -1.0, 0.0
         for name, value in reading.channels.items():
             entry = ema.get(name)
             if entry is None:
                 ema[name] = [float(value), float(ts)]
             elif ts > entry[1]:
-                alpha = 1.0 - math.exp(-(ts - entry[1]) / tau)
+                dt = ts - entry[1]
+                if dt != last_dt:  # channels usually share their last time: one exp per reading
+                    last_dt, alpha = dt, 1.0 - math.exp(-dt / tau)
                 entry[0] += alpha * (value - entry[0])
                 entry[1] = float(ts)
     state.max_ts = max_ts
@@ -265,8 +268,10 @@ def _window_record(
             else:
                 entry[0] += count
                 entry[1] += total
-                entry[2] = min(entry[2], low)
-                entry[3] = max(entry[3], high)
+                if low < entry[2]:  # noqa: PLR1730 (comparisons beat min/max calls on this hot loop)
+                    entry[2] = low
+                if high > entry[3]:  # noqa: PLR1730
+                    entry[3] = high
     if not merged:
         return None
     expected = spec.length_ms // config.nominal_step_ms
