@@ -10,8 +10,9 @@ from airlake.local.summary import alerts, conservation, recall, windows_emitted
 
 DEMO_QUERIES: Final = (
     "athena/queries/alert_counts_by_type.sql",
-    "athena/queries/data_quality_by_day.sql",
+    "athena/queries/quarantine_reasons_over_time.sql",
     "athena/queries/calibration_residuals.sql",
+    "athena/queries/failed_upgrades.sql",
 )
 
 
@@ -115,9 +116,10 @@ def print_summary(result: PipelineResult, *, sql: bool = True, report: bool = Tr
 
 
 def _print_sql(lake_dir: Path) -> None:
-    from airlake.sql import run_file
+    from airlake.sql.runner import LocalLake, sql_text
 
     root = Path(__file__).resolve().parents[2]
+    lake = LocalLake(lake_dir)
     for relative in DEMO_QUERIES:
         path = root / relative
         if not path.exists():
@@ -128,8 +130,25 @@ def _print_sql(lake_dir: Path) -> None:
         )
         if question:
             print(f"  -- {question}")
-        table = run_file(path, lake=lake_dir)
-        print("  " + table.to_text(max_rows=8).replace("\n", "\n  "))
+        result = lake.query(sql_text(path))
+        print("  " + _table(result.columns, result.rows, max_rows=8).replace("\n", "\n  "))
+    lake.close()
+
+
+def _table(columns: list[str], rows: list[tuple[object, ...]], *, max_rows: int) -> str:
+    shown = [[_cell(v) for v in row] for row in rows[:max_rows]]
+    widths = [max([len(c), *(len(r[i]) for r in shown)]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in shown]
+    if len(rows) > max_rows:
+        lines.append(f"... {len(rows) - max_rows} more rows")
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "" if value is None else str(value)
 
 
 def _title(text: str) -> None:

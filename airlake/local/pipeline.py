@@ -76,10 +76,16 @@ class PipelineResult:
     labels: list[dict[str, Any]] = field(default_factory=list)
 
 
-def run(options: PipelineOptions, *, put_records_hook: Callable[[Any], Any] | None = None) -> PipelineResult:
+def run(
+    options: PipelineOptions,
+    *,
+    put_records_hook: Callable[[Any], Any] | None = None,
+    spark: Any = None,
+) -> PipelineResult:
     """Run simulator -> streams -> handlers -> raw lake -> Spark jobs. SQL and reports read the result.
 
-    `put_records_hook` wraps the producer's Kinesis client (fault injection in tests).
+    `put_records_hook` wraps the producer's Kinesis client (fault injection in tests); `spark` is
+    an existing SparkSession to use (tests share one), else one is started and stopped here.
     """
     import boto3
 
@@ -200,14 +206,14 @@ def run(options: PipelineOptions, *, put_records_hook: Callable[[Any], Any] | No
         )
         _write_labels(options.state_dir, result.labels)
     if options.cold_path:
-        result.cold = run_cold_path(options, result)
+        result.cold = run_cold_path(options, result, spark)
     (options.state_dir / "last_run.json").write_bytes(
         orjson.dumps(summary_document(result), option=orjson.OPT_INDENT_2)
     )
     return result
 
 
-def run_cold_path(options: PipelineOptions, result: PipelineResult) -> dict[str, Any]:
+def run_cold_path(options: PipelineOptions, result: PipelineResult, spark: Any = None) -> dict[str, Any]:
     """The Glue jobs, unchanged, on one local SparkSession over the mirrored lake."""
     from airlake.batch.session import local_spark
     from glue_jobs import compaction, raw_to_curated, rollups
@@ -215,7 +221,8 @@ def run_cold_path(options: PipelineOptions, result: PipelineResult) -> dict[str,
     lake_root = str(options.lake_dir)
     raw_dates = sorted(p.name.removeprefix("dt=") for p in (options.lake_dir / "raw").glob("dt=*"))
     counts: dict[str, Any] = {}
-    spark = local_spark("airlake-local")
+    owned = spark is None
+    spark = spark or local_spark("airlake-local")
     try:
         with _bar(3, "cold path (Spark)", options.progress) as bar:
             started = time.perf_counter()
@@ -240,11 +247,21 @@ def run_cold_path(options: PipelineOptions, result: PipelineResult) -> dict[str,
             result.timings.append(StageTiming("rollups", time.perf_counter() - started, 0))
             bar.update(1)
             started = time.perf_counter()
-            counts["compaction"] = compaction.run_compaction(spark, lake_root)
+            if event_dates:  # readings and rollups are partitioned by event date, quarantine by arrival date
+                by_event = [name for name in sorted(compaction.COMPACTABLE) if name != "quarantine"]
+                counts["compaction"] = compaction.run_compaction(
+                    spark, lake_root, tables=by_event, from_dt=event_dates[0], to_dt=event_dates[-1]
+                )
+                counts["compaction"].update(
+                    compaction.run_compaction(
+                        spark, lake_root, tables=["quarantine"], from_dt=raw_dates[0], to_dt=raw_dates[-1]
+                    )
+                )
             result.timings.append(StageTiming("compaction", time.perf_counter() - started, 0))
             bar.update(1)
     finally:
-        spark.stop()
+        if owned:
+            spark.stop()
     return counts
 
 

@@ -20,6 +20,8 @@ import orjson
 
 # Detection slack: an alert counts for a label if it starts within this much of the label's span.
 SLACK_MS: Final = 30 * 60 * 1000
+# Simulator label kind -> alert category.
+CATEGORY: Final = {"event": "air_quality", "fault": "device_fault"}
 
 
 @dataclass(slots=True)
@@ -104,7 +106,7 @@ def alerts(lake_dir: Path) -> AlertSummary:
 def windows_emitted(lake_dir: Path) -> Counter[str]:
     counts: Counter[str] = Counter()
     for window in read_json_lines(lake_dir / "hot" / "aggregates"):
-        counts[f"{window.get('window_kind')} {window.get('window_length_s')}s"] += 1
+        counts[str(window["window"])] += 1
     return counts
 
 
@@ -126,7 +128,7 @@ def recall(labels: list[dict[str, Any]], raised: list[dict[str, Any]]) -> Recall
         hits = [
             (ts, category, kind)
             for ts, category, kind in by_device.get(label["device_id"], [])
-            if category == label["kind"] and start - SLACK_MS <= ts <= end + SLACK_MS
+            if category == CATEGORY[label["kind"]] and start - SLACK_MS <= ts <= end + SLACK_MS
         ]
         if hits:
             result.detected[name] += 1
