@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def spark() -> Iterator[SparkSession]:
     from airlake.batch.session import local_spark
 
-    yield local_spark("airlake-tests")  # getOrCreate: the run's one session, stopped at exit
+    return local_spark("airlake-tests")  # getOrCreate: the run's one session, stopped at exit
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_subscribers_receive_each_alert_transition_once_and_the_filter_policy_ho
     assert summary.duplicates == 0
     assert transitions > 0
     assert result.all_alerts_received == transitions
-    critical = [a for a in result.critical_alerts_received]
+    critical = list(result.critical_alerts_received)
     assert {a["severity"] for a in critical} <= {"critical"}
     expected_critical = sum(
         n for (_, _, severity), n in summary.transitions.items() if severity == "critical"
