@@ -109,3 +109,27 @@ def test_the_athena_sql_answers_from_the_curated_lake(result: PipelineResult) ->
     assert sum(row[by_type.columns.index("alerts")] for row in by_type.rows) == len(
         alerts(result.lake_dir).raised
     )
+
+
+def test_local_verify_recounts_the_lake_and_finds_it_conserved(result: PipelineResult) -> None:
+    from airlake.local.verify import verify
+
+    report = verify(result.lake_dir.parent)
+
+    assert report.ok, "\n".join(report.lines)
+    assert report.lines[0].startswith("[ok] raw zone holds")
+
+
+def test_local_verify_fails_when_a_curated_file_is_lost(result: PipelineResult, tmp_path: Path) -> None:
+    import shutil
+
+    from airlake.local.verify import verify
+
+    copy = tmp_path / "state"
+    shutil.copytree(result.lake_dir.parent, copy)
+    next((copy / "lake" / "curated" / "readings").rglob("*.parquet")).unlink()
+
+    report = verify(copy)
+
+    assert not report.ok
+    assert any(line.startswith("[FAIL]") and "curated readings" in line for line in report.lines)
