@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -151,14 +151,8 @@ def main() -> int:
         curated_bytes = folder_bytes(curated)
         emit("cold_path.curated_bytes_vs_raw_gzip", curated_bytes, "bytes", raw_bytes)
 
-        day = (
-            start.date().isoformat()
-            if args.days < 3
-            else f"{start.date().replace(day=start.day + 30):%Y-%m-%d}"
-        )
+        day = (start + timedelta(days=args.days // 2)).date().isoformat()
         device = "aq-0001"
-        devices_path = lake / "reference" / "devices"
-        devices_path.mkdir(parents=True, exist_ok=True)
         needed, total = pruned_bytes(curated, day, device)
         emit("cold_path.one_day_one_device_bytes_read", needed, "bytes", total)
 

@@ -115,12 +115,14 @@ def run_raw_to_curated(
         readings = merge_into_partitions(
             readings_of(decoded),
             read_partitions(spark, readings_path, READINGS_SCHEMA),
+            counts.pop("_event_dates"),
             READING_KEY,
             READING_ORDER,
         ).persist(StorageLevel.MEMORY_AND_DISK)
         quarantine = merge_into_partitions(
             quarantine_of(decoded),
             read_partitions(spark, quarantine_path, QUARANTINE_SCHEMA),
+            counts.pop("_arrival_dates"),
             QUARANTINE_KEY,
             (),
         ).persist(StorageLevel.MEMORY_AND_DISK)
@@ -155,6 +157,8 @@ def _decoded_counts(decoded: DataFrame) -> dict[str, Any]:
             F.count(F.lit(1)).alias("records"),
             F.sum(first_of_line.cast("long")).alias("lines"),
             F.collect_set("source_file").alias("files"),
+            F.collect_set("event_dt").alias("event_dates"),
+            F.collect_set("arrival_dt").alias("arrival_dates"),
         )
         .collect()
     )
@@ -167,6 +171,9 @@ def _decoded_counts(decoded: DataFrame) -> dict[str, Any]:
         "readings_decoded": readings,
         "quarantined": sum(reasons.values()),
         "quarantined_by_reason": dict(sorted(reasons.items())),
+        # days each output will rewrite (popped by the caller, not reported)
+        "_event_dates": sorted({d for r in rows if r.kind == KIND_READING for d in r.event_dates}),
+        "_arrival_dates": sorted({d for r in rows if r.kind == KIND_QUARANTINE for d in r.arrival_dates}),
     }
 
 

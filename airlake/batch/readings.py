@@ -6,7 +6,7 @@ Glue, on a local SparkSession and in tests.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -95,19 +95,24 @@ def deduplicate(frame: DataFrame, key: tuple[str, ...], order: tuple[str, ...]) 
 
 
 def merge_into_partitions(
-    new: DataFrame, existing: DataFrame | None, key: tuple[str, ...], order: tuple[str, ...]
+    new: DataFrame,
+    existing: DataFrame | None,
+    touched: Sequence[str],
+    key: tuple[str, ...],
+    order: tuple[str, ...],
 ) -> DataFrame:
     """New rows merged with the existing rows of the partitions they touch, de-duplicated.
 
     Why: the job overwrites whole `dt` partitions (dynamic partition overwrite). A late reading
     for day X arriving in a later raw file must not replace day X by itself, so the rows already
-    in day X are read back and merged. A column `_new` says which side a surviving row came from
-    (for the counts); callers drop it before writing.
+    in day X are read back and merged. `touched` lists the days `new` holds (collected by the
+    caller): a literal filter on the partition column, so Spark lists and reads only those
+    folders. A column `_new` says which side a surviving row came from (for the counts); callers
+    drop it before writing.
     """
     tagged = new.withColumn("_new", F.lit(True))
-    if existing is not None:
-        touched = new.select("dt").distinct()
-        old = existing.join(F.broadcast(touched), "dt", "left_semi").select(*new.columns)
+    if existing is not None and touched:
+        old = existing.where(F.col("dt").isin(list(touched))).select(*new.columns)
         tagged = tagged.unionByName(old.withColumn("_new", F.lit(False)))
     # On a full tie (a re-run over the same input) the row already in the lake wins, so the
     # re-read input counts as duplicates and the partition is rewritten unchanged.
