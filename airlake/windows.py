@@ -168,8 +168,8 @@ def apply_readings(state: DeviceWindows, readings: Iterable[Any], config: Window
     if not ordered:
         return result
     pane_ms = config.pane_ms
-    if state.closed_until is None:
-        first = ordered[0].ts_ms
+    if state.closed_until is None:  # a new device: as if its watermark had just reached its first reading
+        first = ordered[0].ts_ms - config.allowed_lateness_ms
         state.closed_until = first - first % pane_ms
     closed_until = state.closed_until
     max_ts = state.max_ts

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import statistics
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -341,7 +342,7 @@ class ClassifyStage:
         states: dict[str, tuple[DeviceClassState, Stored | None]] = {}
         pending: dict[str, list[Transition]] = {}
         features: dict[str, dict[int, list[float | None]]] = {}
-        newest = 0
+        latest_per_device: list[int] = []
         for device_id, readings in sorted(decoded.by_device.items()):
             item = stored.get(device_keys[device_id])
             state = DeviceClassState.from_doc(None if item is None else item.doc)
@@ -354,7 +355,7 @@ class ClassifyStage:
             outcome.counts["duplicates"] += result.skipped
             states[device_id] = (state, item)
             pending[device_id] = result.transitions
-            newest = max(newest, *(r.ts_ms for r in readings))
+            latest_per_device.append(max(r.ts_ms for r in readings))
             if models is not None and models.classifier is not None:
                 features[device_id] = self._features(models.classifier, device_id, readings)
         index = peer_index(roster)
@@ -362,6 +363,10 @@ class ClassifyStage:
             pending[device_id].extend(
                 check_drift(states[device_id][0], roster, device_id, self.faults, index)
             )
+        # The shard's clock for dropouts: the median of the devices' newest event times in this batch,
+        # so one device whose clock runs ahead (up to the contract's 5-min skew) cannot declare all
+        # others silent.
+        newest = statistics.median_low(latest_per_device)
         roster_transitions = check_dropouts(roster, newest, self.faults)
 
         failed_devices: set[str] = set()

@@ -228,3 +228,16 @@ def test_downstream_stages_quarantine_a_foreign_record_on_the_calibrated_stream(
         # Then the bad two are quarantined with the contract's reasons, nothing fails, the good one counts
         assert (outcome.failed, dict(outcome.quarantined)) == (set(), {"wrong_type": 1, "invalid_json": 1})
         assert [q["sequence_number"] for q in lake.docs("quarantine")] == seqnos(event)[1:]
+
+
+def test_one_device_clock_running_ahead_does_not_declare_the_others_silent() -> None:
+    # Given three devices reporting at 12:00, c with a clock 4 min ahead (within the contract's skew)
+    stage = ClassifyStage(InMemoryStateStore(), MemoryLake(), notifier := MemoryNotifier())
+    first = [reading("a", 0, 1, temperature=21.0), reading("b", 0, 1, temperature=21.0),
+             reading("c", 4 * MIN, 1, temperature=21.0)]  # fmt: skip
+    stage.process(parse_records(kinesis_event(first, arrival_ms=T0_MS + 2_000)))
+    # When the next batch has a at 12:01:30 and c stamped 12:05:30 (5.5 min after b's last reading)
+    batch = [reading("a", 90_000, 2, temperature=21.1), reading("c", 330_000, 2, temperature=21.1)]
+    stage.process(parse_records(kinesis_event(batch, arrival_ms=T0_MS + 92_000)))
+    # Then b is not declared silent: the shard clock is the (low) median device time, 12:01:30
+    assert notifier.messages == []

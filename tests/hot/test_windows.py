@@ -112,3 +112,19 @@ def test_long_silence_does_not_emit_empty_windows_and_state_roundtrips() -> None
 def test_config_rejects_windows_that_are_not_whole_panes() -> None:
     with pytest.raises(ValueError, match="multiples of the pane"):
         WindowConfig(specs=(WindowSpec("odd", 7 * MIN, 7 * MIN),))
+
+
+def test_a_new_device_accepts_a_reading_within_lateness_before_its_first_one() -> None:
+    # Given a device first seen at 12:00:30 (watermark 11:58:30)
+    state = DeviceWindows("d1")
+    apply_readings(state, [r(30_000, 2, 410)], CONFIG)
+    # When a reading from 11:59:00 arrives (1.5 min older: within the 2-min allowed lateness)
+    result = apply_readings(state, [r(-MIN, 1, 390)], CONFIG)
+    # Then it is accepted into [11:55, 12:00), and emitted when the watermark passes 12:00
+    assert (result.accepted, result.late) == (1, [])
+    closing = apply_readings(state, [r(3 * MIN, 3, 420)], CONFIG)
+    assert summary(closing.emitted) == [
+        ("tumbling_5m", -5, 0, "co2", 1, 390.0, 390, 390, 0.2),
+        ("tumbling_1h", -60, 0, "co2", 1, 390.0, 390, 390, 1 / 60),  # 12:00 also ends an hour
+        ("sliding_1h_5m", -60, 0, "co2", 1, 390.0, 390, 390, 1 / 60),
+    ]
