@@ -62,6 +62,10 @@ deploy: $(STAMP) node_modules/.installed ## Deploy every stack of a stage to the
 bench: $(STAMP) ## Run the benchmarks; each ends with JSON lines {bench, value, unit, baseline, ratio}
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
 
+.PHONY: load
+load: $(STAMP) ## Load run: >= 1,000,000 readings through the local pipeline (25-40 min on 2 cores)
+	$(PY) benchmarks/load_run.py $(ARGS)
+
 .PHONY: clean
 clean: ## Remove build outputs and the local lake (keeps .venv)
 	rm -rf cdk.out .airlake .pytest_cache .mypy_cache .ruff_cache

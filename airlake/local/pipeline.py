@@ -74,6 +74,7 @@ class PipelineResult:
     all_alerts_received: int = 0
     lake_dir: Path = DEFAULT_STATE_DIR / "lake"
     labels: list[dict[str, Any]] = field(default_factory=list)
+    endpoint_peak_rss_mb: float | None = None
 
 
 def run(
@@ -205,6 +206,7 @@ def run(
             labels=[label.to_dict() for label in simulation.fleet.labels],
         )
         _write_labels(options.state_dir, result.labels)
+        result.endpoint_peak_rss_mb = _endpoint_peak_rss_mb(url)
     if options.cold_path:
         result.cold = run_cold_path(options, result, spark)
     (options.state_dir / "last_run.json").write_bytes(
@@ -301,6 +303,23 @@ def summary_document(result: PipelineResult) -> dict[str, Any]:
         },
         "resources": result.resources,
     }
+
+
+def _endpoint_peak_rss_mb(url: str) -> float | None:
+    """Peak resident memory of the endpoint process we started (Linux /proc), if we started it."""
+    from urllib.parse import urlparse
+
+    port = urlparse(url).port
+    for status in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            cmdline = status.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"airlake.local.server" in cmdline and str(port).encode() in cmdline:
+            for line in (status.parent / "status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    return None
 
 
 def _handlers() -> dict[str, Callable[[dict[str, Any], Any], Any]]:
