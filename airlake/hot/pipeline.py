@@ -182,7 +182,12 @@ def _write_quarantine(lake: Lake, decoded: _Decoded, outcome: Outcome) -> None:
 
 
 class CalibrateStage:
-    """readings stream -> decode -> calibrate -> calibrated stream (+ quarantine to the lake)."""
+    """readings stream -> decode -> calibrate -> calibrated stream (+ quarantine to the lake).
+
+    A calibrated record is the reading (device_id, ts, seq, firmware, model) whose `channels` hold
+    the device's raw channels plus the calibrated `co`, `nox`, `no2`, with `calibrated` naming the
+    calibrated ones and `model_version` the registry version that produced them.
+    """
 
     def __init__(self, calibrator: Calibrator, stream: RecordStream, lake: Lake) -> None:
         self.calibrator = calibrator
@@ -207,7 +212,10 @@ class CalibrateStage:
         outcome.counts["readings"] += len(out)
         _write_quarantine(self.lake, decoded, outcome)
         if out:
-            failed = self.stream.put_records(out)
+            try:
+                failed = self.stream.put_records(out)
+            except Exception:  # the stream is unreachable even after retries: every reading is retried
+                failed = list(range(len(out)))
             if failed:
                 failed_devices = {out[i][0] for i in failed}
                 for device_id in failed_devices:

@@ -241,3 +241,16 @@ def test_one_device_clock_running_ahead_does_not_declare_the_others_silent() -> 
     stage.process(parse_records(kinesis_event(batch, arrival_ms=T0_MS + 92_000)))
     # Then b is not declared silent: the shard clock is the (low) median device time, 12:01:30
     assert notifier.messages == []
+
+
+class _DownStream:
+    def put_records(self, records):  # type: ignore[no-untyped-def]
+        raise ConnectionError("kinesis unreachable")
+
+
+def test_calibrate_fails_every_forwarded_record_when_the_stream_is_down_but_not_the_quarantined() -> None:
+    event = load_event("kinesis_readings.json")
+    outcome = CalibrateStage(load_calibrator(NO_MODELS), _DownStream(), MemoryLake()).process(
+        parse_records(event)
+    )
+    assert outcome.failed == set(seqnos(event)[:2])
