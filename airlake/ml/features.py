@@ -1,0 +1,136 @@
+"""Feature design (which features to build) and feature computation (the matrix to train on).
+
+Design is generic, driven by the columns of whatever CSV the user brings:
+
+* every numeric input as is (`raw`);
+* `log` of inputs that are strictly positive in the training data: metal-oxide and other chemiresistive
+  sensors respond roughly as a power law of concentration, so log-response is close to linear in
+  log-concentration;
+* `ratio` between pairs of positive sensor channels: cross-sensitivity and common-mode drift (a whole
+  array heating up or ageing together) largely cancel in ratios;
+* `logmul` of each positive sensor channel with each environment channel (temperature, humidity,
+  absolute humidity, recognised by name): the sensitivity of metal oxides to their target gas
+  changes with temperature and water vapour, which is a product term, not an additive one;
+* with a timestamp (temporal context, per group): time of day and weekend (traffic and occupancy
+  follow the clock), rate of change per hour (events start with a steep rise), and event-time
+  exponentially weighted baselines: deviation from a 3-hour baseline, a slow 2-day baseline (tracks
+  drift) and a 1-hour volatility.
+
+Computation goes through `airlake.ml.runtime.FeaturePipeline`, the very code the hot path runs,
+walking each group in event-time order with a fresh state. So features are identical in training
+and in production, and no feature can read a later row: the pipeline only ever sees rows one at a
+time, oldest first.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from airlake.ml.runtime import FeaturePipeline
+
+FeatureSpec = dict[str, Any]
+
+_ENV_PATTERN = re.compile(r"^(t|rh|ah|temp|temperature|humidity|abs_humidity|.*humid.*|.*temp.*)$", re.I)
+_MAX_RATIO_COLUMNS = 10
+_MAX_LOGMUL_SENSORS = 12
+
+
+def is_environment(column: str) -> bool:
+    """Temperature and humidity channels, whatever a deployment calls them."""
+    return bool(_ENV_PATTERN.match(column.strip()))
+
+
+def design_features(
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    *,
+    temporal: bool,
+    engineered: bool = True,
+) -> list[FeatureSpec]:
+    """The feature specs for these input columns, chosen from the training frame only."""
+    specs: list[FeatureSpec] = [{"op": "raw", "col": c} for c in columns]
+    if not engineered:
+        return specs
+    env = [c for c in columns if is_environment(c)]
+    positive = []
+    for column in columns:
+        values = frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
+        finite = values[np.isfinite(values)]
+        if finite.size and float(finite.min()) > 0.0 and column not in env and np.unique(finite).size > 2:
+            positive.append(column)
+    specs += [{"op": "log", "col": c} for c in positive]
+    ratio_cols = positive[:_MAX_RATIO_COLUMNS]
+    specs += [{"op": "ratio", "a": a, "b": b} for i, a in enumerate(ratio_cols) for b in ratio_cols[i + 1 :]]
+    specs += [{"op": "logmul", "a": a, "b": e} for a in positive[:_MAX_LOGMUL_SENSORS] for e in env]
+    if temporal:
+        specs += [{"op": "hour_sin"}, {"op": "hour_cos"}, {"op": "weekend"}]
+        for column in columns:
+            specs += [
+                {"op": "rate", "col": column},
+                {"op": "ewm_dev", "col": column, "halflife_s": 3 * 3600},
+                {"op": "ewm", "col": column, "halflife_s": 48 * 3600},
+                {"op": "ewm_std", "col": column, "halflife_s": 3600},
+            ]
+    return specs
+
+
+def feature_name(spec: FeatureSpec) -> str:
+    op = spec["op"]
+    if op in {"ratio", "logmul"}:
+        return f"{op}({spec['a']},{spec['b']})"
+    if "halflife_s" in spec:
+        return f"{op}({spec['col']},{int(spec['halflife_s'])}s)"
+    if "col" in spec:
+        return f"{op}({spec['col']})"
+    return str(op)
+
+
+def compute_matrix(
+    frame: pd.DataFrame,
+    specs: Sequence[FeatureSpec],
+    *,
+    timestamp_ms: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+) -> np.ndarray:
+    """The feature matrix (rows in the frame's order, NaN for missing) via the hot-path pipeline.
+
+    With temporal specs, `timestamp_ms` (int64 epoch ms per row) is required; rows are fed to one
+    state per group in event-time order (ties keep file order), so a row only ever sees rows at or
+    before its own event time.
+    """
+    pipeline = FeaturePipeline(specs)
+    inputs = list(pipeline.inputs)
+    n = len(frame)
+    out = np.full((n, len(pipeline.specs)), np.nan)
+    raw = {c: frame[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in inputs}
+    # Plain Python rows: the pipeline's per-row cost dominates, so avoid pandas access in the loop.
+    columns = [[None if math.isnan(v) else float(v) for v in raw[c].tolist()] for c in inputs]
+    rows = (
+        [dict(zip(inputs, values, strict=True)) for values in zip(*columns, strict=True)]
+        if inputs
+        else [{} for _ in range(n)]
+    )
+    if not pipeline.temporal:
+        for i, row in enumerate(rows):
+            out[i] = [np.nan if v is None else v for v in pipeline.transform(row)]
+        return out
+    if timestamp_ms is None:
+        raise ValueError("temporal features need timestamps")
+    ts = [int(t) for t in timestamp_ms.tolist()]
+    group_keys: list[object] = groups.tolist() if groups is not None else [None] * n
+    order = sorted(range(n), key=lambda i: (str(group_keys[i]), ts[i], i))
+    states: dict[object, Any] = {}
+    for i in order:
+        key = group_keys[i]
+        state = states.get(key)
+        if state is None:
+            state = states[key] = pipeline.new_state()
+        values = pipeline.transform(rows[i], ts_ms=ts[i], state=state)
+        out[i] = [np.nan if v is None else v for v in values]
+    return out

@@ -1,0 +1,292 @@
+"""The `ml` commands end to end on small synthetic CSVs: artifacts, predictions, errors, determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from airlake.cli import main
+from airlake.ml import pipeline, train
+from airlake.ml.runtime import load_artifact
+from tests.ml.conftest import calibration_frame, event_frame
+
+
+@pytest.fixture(autouse=True)
+def _small_boosting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fewer boosting rounds: the tests check behaviour, the benchmark checks the real settings."""
+    monkeypatch.setattr(train, "HGB_ITERATIONS", 15)
+
+
+def test_train_calibration_predict_round_trip(calibration_csv: Path, tmp_path: Path) -> None:
+    # Given a CSV with a reference column, a text column and missing values
+    model_dir, out = tmp_path / "model", tmp_path / "pred.csv"
+    # When a calibration is trained (row-only) and applied with predict
+    assert (
+        main(
+            [
+                "ml",
+                "train-calibration",
+                "--input",
+                str(calibration_csv),
+                "--target",
+                "ref",
+                "--model-out",
+                str(model_dir),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "ml",
+                "predict",
+                "--model",
+                str(model_dir),
+                "--input",
+                str(calibration_csv),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    # Then the output is the input, same order, plus a prediction equal to the runtime's
+    source, scored = pd.read_csv(calibration_csv), pd.read_csv(out)
+    assert list(scored.columns) == [*source.columns, "prediction"]
+    pd.testing.assert_frame_equal(scored[source.columns], source)
+    model = load_artifact(model_dir)
+    expected = [model.predict_one(row) for row in source.to_dict("records")]
+    np.testing.assert_allclose(scored["prediction"], expected, rtol=1e-12)
+    # and the metadata records the inputs (text column excluded), the comparison and the validation
+    meta = model.metadata
+    assert meta["inputs"] == ["sensor", "other", "T", "RH"]
+    assert meta["input_report"]["excluded_columns"] == {"Timestamp": "not numeric", "site": "not numeric"}
+    assert set(meta["model_comparison"]) == {"ridge_raw", "ridge", "hgb", "blend"}
+    assert meta["validation"]["strategy"] == "contiguous blocks in file order"
+    assert meta["target"] == "ref"
+    # and the engineered model beats the raw-feature ridge baseline on this power-law sensor
+    comparison = meta["model_comparison"]
+    assert comparison[meta["model"]]["rmse"] < comparison["ridge_raw"]["rmse"]
+
+
+def test_training_is_deterministic(calibration_csv: Path, tmp_path: Path) -> None:
+    # Given the same CSV and seed, when trained twice with temporal features
+    versions = [
+        pipeline.train_calibration(
+            calibration_csv, target="ref", model_out=tmp_path / f"m{i}", timestamp="Timestamp", seed=7
+        )
+        for i in range(2)
+    ]
+    # Then the model bytes and the version id are identical
+    assert versions[0] == versions[1]
+    assert (tmp_path / "m0" / "model.json").read_bytes() == (tmp_path / "m1" / "model.json").read_bytes()
+
+
+def test_temporal_hot_path_equals_sklearn_on_the_training_stream(
+    calibration_csv: Path, tmp_path: Path
+) -> None:
+    # Given a temporal calibration artifact
+    pipeline.train_calibration(calibration_csv, target="ref", model_out=tmp_path / "m", timestamp="Timestamp")
+    model = load_artifact(tmp_path / "m")
+    assert model.temporal
+    frame = pd.read_csv(calibration_csv)
+    # When the hot path scores the readings one by one in event time, with one state
+    state = model.new_state()
+    ts = pd.to_datetime(frame["Timestamp"], utc=True).astype("datetime64[ms, UTC]").astype("int64")
+    hot = [
+        model.predict_one(row, ts_ms=int(t), state=state)
+        for row, t in zip(frame.to_dict("records"), ts, strict=True)
+    ]
+    # Then it equals the batch `predict` command
+    pipeline.predict(tmp_path / "m", calibration_csv, tmp_path / "p.csv")
+    np.testing.assert_allclose(hot, pd.read_csv(tmp_path / "p.csv")["prediction"], rtol=0, atol=1e-6)
+
+
+def test_classifier_on_episodes_with_time_and_group(events_csv: Path, tmp_path: Path) -> None:
+    # Given labelled multi-device episodes
+    model_dir = tmp_path / "clf"
+    # When a temporal classifier is trained per device and applied
+    assert (
+        main(
+            [
+                "ml",
+                "train-classifier",
+                "--input",
+                str(events_csv),
+                "--label",
+                "event",
+                "--timestamp",
+                "timestamp",
+                "--group",
+                "device_id",
+                "--model-out",
+                str(model_dir),
+            ]
+        )
+        == 0
+    )
+    model = load_artifact(model_dir)
+    # Then it knows every class, validated forward in time, and beats the majority-class baseline
+    assert model.classes == ("cleaning", "cooking", "none", "occupancy", "smoke")
+    assert model.metadata["validation"]["strategy"] == "forward-chaining in event time"
+    assert model.metadata["validation"]["metrics"]["macro_f1"] > 0.6
+    out = tmp_path / "pred.csv"
+    assert (
+        main(["ml", "predict", "--model", str(model_dir), "--input", str(events_csv), "--output", str(out)])
+        == 0
+    )
+    scored = pd.read_csv(out)
+    accuracy = float((scored["prediction"] == scored["event"]).mean())
+    assert accuracy > float((scored["event"] == "none").mean())
+
+
+def test_self_training_is_validated_and_recorded(tmp_path: Path) -> None:
+    # Given few labels (most rows blank) and an unlabelled CSV
+    frame = event_frame(devices=2, hours=24, seed=5)
+    rng = np.random.default_rng(0)
+    frame.loc[rng.random(len(frame)) < 0.7, "event"] = None
+    labelled, unlabelled = tmp_path / "l.csv", tmp_path / "u.csv"
+    frame.to_csv(labelled, index=False)
+    event_frame(devices=1, hours=24, seed=6).drop(columns=["event"]).to_csv(unlabelled, index=False)
+    # When trained with --unlabelled
+    pipeline.train_classifier(labelled, label="event", model_out=tmp_path / "m", unlabelled_csv=unlabelled)
+    meta = load_artifact(tmp_path / "m").metadata
+    # Then the self-training variant was compared, and the unlabelled pool counted
+    assert any(name.endswith("+self_training") for name in meta["model_comparison"])
+    assert meta["unlabelled_rows"] == int(frame["event"].isna().sum()) + 144
+    assert meta["input_report"]["dropped"] == {
+        "no label 'event' (used as unlabelled)": int(frame["event"].isna().sum())
+    }
+
+
+def test_report_prints_metadata(
+    calibration_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline.train_calibration(calibration_csv, target="ref", model_out=tmp_path / "m", features=["sensor"])
+    capsys.readouterr()
+    assert main(["ml", "report", "--model", str(tmp_path / "m")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["inputs"] == ["sensor"]
+    assert printed["format"] == "airlake.model/v1"
+    assert printed["version"] == load_artifact(tmp_path / "m").version
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--target", "nope"], "target column 'nope' not in the CSV"),
+        (["--target", "ref", "--features", "site"], "feature column 'site' has no numeric values"),
+        (["--target", "ref", "--features", "missing"], "feature column 'missing' not in the CSV"),
+        (["--target", "ref", "--timestamp", "when"], "timestamp column 'when' not in the CSV"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(
+    calibration_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code = main(
+        [
+            "ml",
+            "train-calibration",
+            "--input",
+            str(calibration_csv),
+            "--model-out",
+            str(tmp_path / "m"),
+            *argv,
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert message in err[-1]
+    assert not (tmp_path / "m").exists()
+
+
+def test_no_numeric_features_and_too_few_rows_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = tmp_path / "text.csv"
+    pd.DataFrame({"name": ["a", "b"] * 20, "ref": np.arange(40.0)}).to_csv(text, index=False)
+    few = tmp_path / "few.csv"
+    pd.DataFrame({"x": np.arange(10.0), "ref": np.arange(10.0)}).to_csv(few, index=False)
+    assert (
+        main(
+            [
+                "ml",
+                "train-calibration",
+                "--input",
+                str(text),
+                "--target",
+                "ref",
+                "--model-out",
+                str(tmp_path / "a"),
+            ]
+        )
+        == 2
+    )
+    assert "no numeric feature columns" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "ml",
+                "train-calibration",
+                "--input",
+                str(few),
+                "--target",
+                "ref",
+                "--model-out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 2
+    )
+    assert "too few training rows with a target: 10 (need 20)" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "ml",
+                "train-classifier",
+                "--input",
+                str(few),
+                "--label",
+                "nope",
+                "--model-out",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 2
+    )
+    assert "label column 'nope' not in the CSV" in capsys.readouterr().err
+
+
+def test_na_values_and_constant_columns(tmp_path: Path) -> None:
+    # Given -200 as a missing marker, a constant column and an empty column
+    frame = calibration_frame(n=120)
+    frame.loc[::7, "sensor"] = -200
+    frame["constant"] = 3.0
+    frame["empty"] = np.nan
+    path = tmp_path / "na.csv"
+    frame.to_csv(path, index=False)
+    pipeline.train_calibration(path, target="ref", model_out=tmp_path / "m", na_values=["-200"])
+    meta = load_artifact(tmp_path / "m").metadata
+    # Then -200 is missing (not a reading), the empty column is excluded and reported, training works
+    assert meta["input_report"]["excluded_columns"]["empty"] == "empty"
+    assert "constant" in meta["inputs"]
+    model = load_artifact(tmp_path / "m")
+    assert isinstance(
+        model.predict_one({"sensor": None, "other": 1500.0, "T": 20.0, "RH": 50.0, "constant": 3.0}), float
+    )
+
+
+def test_folds_never_train_on_the_future_or_split_a_group() -> None:
+    ts = np.array([5, 1, 4, 2, 3, 8, 7, 6]) * 1000
+    _, folds = train.make_folds(len(ts), timestamp_ms=ts, groups=None)
+    for tr, va in folds:
+        assert ts[tr].max() < ts[va].min()
+    groups = np.array(["a", "a", "b", "b", "c", "c", "d", "d"])
+    _, folds = train.make_folds(len(groups), timestamp_ms=None, groups=groups)
+    for tr, va in folds:
+        assert not set(groups[tr]) & set(groups[va])
