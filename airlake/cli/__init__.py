@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "validate",
     "simulate",
     "sql",
+    "ml",
 )
 
 
