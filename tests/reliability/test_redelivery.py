@@ -23,7 +23,7 @@ class Stages:
         self.classify = ClassifyStage(InMemoryStateStore(), self.lake, self.notifier, clock=NOW)
 
     def deliver(self, readings: list[dict[str, Any]]) -> None:
-        records = parse_records(kinesis_event(readings))
+        records = parse_records(kinesis_event(list[bytes | dict[str, Any]](readings)))
         assert self.aggregate.process(records).failed == set()
         assert self.classify.process(records).failed == set()
 
@@ -91,7 +91,7 @@ def test_a_reading_after_its_window_closed_is_counted_late_and_changes_no_emitte
     before = stages.outputs()
     # When a reading stamped 12:02 arrives (a straggler with a new seq), twice
     straggler = {**reading("dev-a", 2, co2=900.0), "seq": 5_000}
-    outcomes = [stages.aggregate.process(parse_records(kinesis_event([straggler]))) for _ in range(2)]
+    outcomes = [stages.aggregate.process(parse_records(kinesis_event([dict(straggler)]))) for _ in range(2)]
     # Then it is late once, a duplicate the second time, routed to hot/late, and no window changed
     assert [(o.counts["late"], o.counts["duplicates"]) for o in outcomes] == [(1, 0), (0, 1)]
     assert [(d["device_id"], d["seq"], d["reason"]) for d in stages.lake.docs("late")] == [
