@@ -61,12 +61,13 @@ def simulate_raw(lake: Path, devices: int, days: int) -> tuple[int, int, datetim
     arrival = config.start_ms
     records = 0
     for record in simulation.records():
-        # Arrival = the latest event time seen so far (records arrive in order, a few late resends).
+        # Arrival = the record's own event time (devices send as they measure; a resend carries
+        # the original time, so it lands in the same hour); garbage arrives with its predecessor.
         try:
             ts = orjson.loads(record.data).get("ts")
             ts_ms = int(datetime.fromisoformat(ts).timestamp() * 1000) if isinstance(ts, str) else ts
-            if isinstance(ts_ms, int):
-                arrival = max(arrival, min(ts_ms, config.end_ms))
+            if isinstance(ts_ms, int) and config.start_ms <= ts_ms <= config.end_ms:
+                arrival = ts_ms
         except (orjson.JSONDecodeError, AttributeError, ValueError, TypeError):
             pass
         by_hour[arrival - arrival % HOUR_MS].append(record.data)
