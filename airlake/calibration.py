@@ -46,6 +46,7 @@ REGISTRY_FILE: Final = "registry.json"
 DEVICES_FILE: Final = "devices.json"
 DEFAULT_MODELS_DIR: Final = Path(__file__).resolve().parent.parent / "models"
 BUILTIN_VERSION: Final = "builtin-linear-uci-v1"
+REPORT_INTERVAL_FIELD: Final = "report_interval_s"  # devices.json: the device's reporting interval
 
 # UCI column names for the wire channels, so an artifact trained on the raw CSV columns can be fed.
 UCI_ALIASES: Final[dict[str, str]] = {
@@ -195,6 +196,17 @@ class ModelSet:
     fast: dict[int, FastLinear] = field(default_factory=dict)  # id(LoadedModel) -> folded form
 
 
+def interval_ms(value: object) -> int | None:
+    """A reporting interval in seconds (a registry entry's or a calibrated record's
+    `report_interval_s`) as whole milliseconds; None unless it is a positive, finite number, so a
+    malformed registry entry falls back to the stages' default instead of breaking a batch."""
+    if type(value) is int:
+        return value * 1000 if value > 0 else None
+    if type(value) is float and math.isfinite(value) and value > 0:
+        return max(1, round(value * 1000))
+    return None
+
+
 def load_model_set(source: ModelSource) -> ModelSet:
     registry = source.registry()
     info = {str(d["device_id"]): d for d in source.devices() if "device_id" in d}
@@ -268,6 +280,12 @@ class Calibrator:
     @property
     def version(self) -> str:
         return self.provider.models.version
+
+    def report_interval_s(self, device_id: str) -> int | float | None:
+        """The device's reporting interval from the device registry (`devices.json`), as written
+        there; None for a device the registry does not know or gives no valid interval for."""
+        value = self.provider.models.device_info.get(device_id, {}).get(REPORT_INTERVAL_FIELD)
+        return value if interval_ms(value) is not None else None
 
     def calibrate_channels(
         self, device_id: str, channels: Mapping[str, float], ts_ms: int

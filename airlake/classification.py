@@ -30,8 +30,28 @@ lower so a value hovering at a threshold does not flap):
 Device faults: stuck/flatline (a channel repeats the same value for 30 min), spikes (one reading
 jumps away from both neighbours and comes back: judged when the next reading arrives),
 out-of-range (physically possible but implausible for the fleet, e.g. saturation), dropouts (no
-data for longer than 5 nominal steps, judged against the newest event time on the shard), and drift
-(a calibrated value's moving average diverging from the median of its site's peers).
+data for longer than 5 reporting intervals, judged against the newest event time on the shard), and
+drift (a calibrated value's moving average diverging from the median of its site's peers).
+
+Fault timings follow the device's reporting interval. Devices report every 1-15 min, so a fixed wall
+duration is wrong for most of them (at a 15-min step a 5-min dropout limit raises on every reading
+and a 30-min flatline never sees 10 readings). Each timing is therefore the longer of its wall
+duration (designed at a 60-s step, the values below) and a number of intervals (`FaultConfig`'s
+`*_steps`): at 60 s nothing changes, at 900 s it becomes
+
+    fault            at 60 s                          at 900 s (15 min)
+    dropout          silent > 5 min                   silent > 75 min (5 intervals)
+    flatline         same value >= 30 min, >= 10 rdg  same value >= 90 min (6 intervals), >= 6 rdg
+    out of range     raise after 2 min, clear 5 min   raise after 30 min (2), clear after 75 min (5)
+    spike            clear after 10 min quiet         clear after 30 min quiet (2 intervals)
+    drift            tau, raise, clear 30 min         tau, raise, clear 90 min (6 intervals)
+    peers fresh      within 60 min                    within 60 min (4 intervals)
+
+(flatline needs at least span / interval readings, at most 10, so the count never stretches the
+span at long intervals and a missed reading or two does not hide a stuck sensor.) The interval is
+the device registry's `report_interval_s` (devices.json), stamped on each calibrated record by the
+calibrate stage and kept in the device's roster entry (`step_ms`); a device the registry does not
+know is assumed to report every `FaultConfig.default_step_ms` (60 s), the old behaviour.
 
 Idempotency: a device's readings are applied only if newer than its high-water `(ts, seq)`, so a
 redelivered batch produces no transition at all; out-of-order readings are counted, not classified
@@ -40,6 +60,7 @@ redelivered batch produces no transition at all; out-of-order readings are count
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import statistics
@@ -106,6 +127,9 @@ DRIFT_TOLERANCE: Final[dict[str, tuple[float, float]]] = {
 
 @dataclass(frozen=True, slots=True)
 class FaultConfig:
+    """Fault timings: wall-clock minimums (`*_ms`) and the same in reporting intervals (`*_steps`);
+    `for_step` gives the effective values for one device's interval (module docstring)."""
+
     flatline_ms: int = 30 * MINUTE_MS
     flatline_min_readings: int = 10
     out_of_range_min_ms: int = 2 * MINUTE_MS
@@ -117,6 +141,55 @@ class FaultConfig:
     drift_clear_ms: int = 30 * MINUTE_MS
     drift_min_peers: int = 2
     peer_fresh_ms: int = 60 * MINUTE_MS
+    default_step_ms: int = MINUTE_MS  # devices the registry gives no interval for
+    flatline_steps: int = 6
+    out_of_range_min_steps: int = 2
+    out_of_range_clear_steps: int = 5
+    spike_clear_steps: int = 2
+    dropout_after_steps: int = 5
+    drift_tau_steps: int = 6
+    drift_min_steps: int = 6
+    drift_clear_steps: int = 6
+    peer_fresh_steps: int = 4
+
+    def for_step(self, step_ms: int | None) -> FaultTimes:
+        """The effective timings for a device reporting every `step_ms` (None: the default)."""
+        return _fault_times(self, step_ms or self.default_step_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class FaultTimes:
+    """FaultConfig resolved for one reporting interval: max(wall duration, steps x interval)."""
+
+    step_ms: int
+    flatline_ms: int
+    flatline_min_readings: int
+    out_of_range_min_ms: int
+    out_of_range_clear_ms: int
+    spike_clear_ms: int
+    dropout_after_ms: int
+    drift_tau_ms: int
+    drift_min_ms: int
+    drift_clear_ms: int
+    peer_fresh_ms: int
+
+
+@functools.lru_cache(maxsize=64)  # a fleet has a handful of distinct intervals
+def _fault_times(cfg: FaultConfig, step: int) -> FaultTimes:
+    flatline_ms = max(cfg.flatline_ms, cfg.flatline_steps * step)
+    return FaultTimes(
+        step,
+        flatline_ms,
+        max(2, min(cfg.flatline_min_readings, flatline_ms // step)),
+        max(cfg.out_of_range_min_ms, cfg.out_of_range_min_steps * step),
+        max(cfg.out_of_range_clear_ms, cfg.out_of_range_clear_steps * step),
+        max(cfg.spike_clear_ms, cfg.spike_clear_steps * step),
+        max(cfg.dropout_after_ms, cfg.dropout_after_steps * step),
+        max(cfg.drift_tau_ms, cfg.drift_tau_steps * step),
+        max(cfg.drift_min_ms, cfg.drift_min_steps * step),
+        max(cfg.drift_clear_ms, cfg.drift_clear_steps * step),
+        max(cfg.peer_fresh_ms, cfg.peer_fresh_steps * step),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +352,9 @@ def classify_readings(
     faults: FaultConfig = FaultConfig(),
 ) -> ClassifyResult:
     """Apply one device's readings (objects with ts_ms, seq, channels) to its state, in event-time
-    order; mutates `state` and `roster_entry` (last time, drift averages, dropout episode)."""
+    order; mutates `state` and `roster_entry` (last time, drift averages, dropout episode). Fault
+    timings follow the entry's reporting interval `step_ms` (the caller sets it from the registry)."""
+    times = faults.for_step(roster_entry.get("step_ms"))
     result = ClassifyResult()
     emitter = _Emitter(device_id, result.transitions)
     episodes = state.episodes
@@ -292,7 +367,7 @@ def classify_readings(
         result.applied += 1
         ts = reading.ts_ms
         channels: Mapping[str, float] = reading.channels
-        _dropout_gap(roster_entry, emitter, ts, faults)
+        _dropout_gap(roster_entry, emitter, ts, times)
         roster_entry["last"] = ts
         for rule in rules:
             value = channels.get(rule.channel)
@@ -319,8 +394,8 @@ def classify_readings(
                     band.enter,
                     f"{rule.channel}={value:g}",
                 )
-        _faults(state, emitter, ts, channels, faults)
-        _drift_average(roster_entry, ts, channels, faults)
+        _faults(state, emitter, ts, channels, times)
+        _drift_average(roster_entry, ts, channels, times)
     return result
 
 
@@ -357,7 +432,7 @@ def _fault_step(
 
 
 def _faults(
-    state: DeviceClassState, emitter: _Emitter, ts: int, channels: Mapping[str, float], cfg: FaultConfig
+    state: DeviceClassState, emitter: _Emitter, ts: int, channels: Mapping[str, float], cfg: FaultTimes
 ) -> None:
     # One pass over the reading's channels feeds the three detectors: out of range (outside the
     # plausible range), flatline (the same value for flatline_ms and at least flatline_min_readings
@@ -437,7 +512,7 @@ def _faults(
     )
 
 
-def _drift_average(entry: dict[str, Any], ts: int, channels: Mapping[str, float], cfg: FaultConfig) -> None:
+def _drift_average(entry: dict[str, Any], ts: int, channels: Mapping[str, float], cfg: FaultTimes) -> None:
     averages: dict[str, list[float]] = entry.setdefault("ema", {})
     for name in DRIFT_TOLERANCE:
         value = channels.get(name)
@@ -452,7 +527,7 @@ def _drift_average(entry: dict[str, Any], ts: int, channels: Mapping[str, float]
             track[1] = ts
 
 
-def _dropout_gap(entry: dict[str, Any], emitter: _Emitter, ts: int, cfg: FaultConfig) -> None:
+def _dropout_gap(entry: dict[str, Any], emitter: _Emitter, ts: int, cfg: FaultTimes) -> None:
     """A reading after a gap: raise (if the shard check has not already) and clear the dropout."""
     last = entry.get("last")
     ep = entry.get("dropout")
@@ -483,13 +558,16 @@ def _dropout_gap(entry: dict[str, Any], emitter: _Emitter, ts: int, cfg: FaultCo
 def check_dropouts(
     roster: dict[str, dict[str, Any]], now_ms: int, cfg: FaultConfig = FaultConfig()
 ) -> list[Transition]:
-    """Raise a dropout for each device silent for longer than allowed, judged against `now_ms`,
-    the newest event time seen on the shard (never wall-clock)."""
+    """Raise a dropout for each device silent for longer than allowed (by its own reporting
+    interval), judged against `now_ms`, the newest event time seen on the shard (never wall-clock)."""
     out: list[Transition] = []
     for device_id, entry in sorted(roster.items()):
         last = entry.get("last")
-        if entry.get("dropout") is None and last is not None and now_ms - last > cfg.dropout_after_ms:
-            ep, status = advance(None, last + cfg.dropout_after_ms, 0, 0, 0, 0)
+        if entry.get("dropout") is not None or last is None:
+            continue
+        after = cfg.for_step(entry.get("step_ms")).dropout_after_ms
+        if now_ms - last > after:
+            ep, status = advance(None, last + after, 0, 0, 0, 0)
             entry["dropout"] = ep
             if ep is not None and status is not None:
                 _Emitter(device_id, out).emit(
@@ -535,6 +613,7 @@ def check_drift(
     ts = entry.get("last")
     if ts is None:
         return out
+    times = cfg.for_step(entry.get("step_ms"))
     site = entry.get("site", "unknown")
     worst: tuple[str, float, float] | None = None
     holding = False
@@ -542,7 +621,7 @@ def check_drift(
         own = entry.get("ema", {}).get(name)
         if own is None:
             continue
-        fresh_from = ts - cfg.peer_fresh_ms
+        fresh_from = ts - times.peer_fresh_ms
         peers = [v for other, v, t in index.get((site, name), ()) if other != device_id and t >= fresh_from]
         if len(peers) < cfg.drift_min_peers:
             continue
@@ -559,8 +638,8 @@ def check_drift(
         ts,
         enter,
         0 if holding else -1,
-        cfg.drift_min_ms,
-        cfg.drift_clear_ms,
+        times.drift_min_ms,
+        times.drift_clear_ms,
     )
     if ep is not None and worst is not None:
         ep["channel"] = worst[0]

@@ -28,8 +28,13 @@ Definitions (the defaults; `WindowConfig` changes them):
   reading is recognised as a duplicate while its pane is retained (one longest window after closing).
   A closed window is never emitted twice: `closed_until` only moves forward and is stored with the
   panes in one conditional write.
-* **Completeness** = readings with the channel / expected readings, where expected = window length /
-  the device's nominal step (60 s), capped at 1.
+* **Completeness** = readings with the channel / expected readings, capped at 1, where expected =
+  window length // the device's reporting interval (at least 1). The interval comes from the device
+  registry (`report_interval_s` in devices.json, stamped on each calibrated record by the calibrate
+  stage) and is remembered in the device's state; a device the registry does not know is assumed
+  to report every `WindowConfig.nominal_step_ms` (60 s). Rounding down (and at least one) makes a
+  steadily reporting device complete whatever the alignment: a 5-minute window of a device that
+  reports every 15 minutes expects 1 reading, an hour expects 4.
 * An emitted window is one record: device, window name, `[start_ms, end_ms)`, expected samples, and
   per channel `{count, mean, min, max, completeness}`.
 * **EMA**: a time-aware exponential moving average per channel, `alpha = 1 - exp(-dt / tau)`,
@@ -123,6 +128,7 @@ class DeviceWindows:
     closed_panes: dict[int, Pane] = field(default_factory=dict)
     ema: dict[str, list[float]] = field(default_factory=dict)  # channel -> [value, ts_ms]
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)  # window name -> last emitted
+    step_ms: int | None = None  # the device's reporting interval, when the registry gave one
 
     def to_doc(self) -> dict[str, Any]:
         return {
@@ -132,6 +138,7 @@ class DeviceWindows:
             "closed": [p.to_doc() for p in self.closed_panes.values()],
             "ema": self.ema,
             "latest": self.latest,
+            "step_ms": self.step_ms,
         }
 
     @classmethod
@@ -146,6 +153,7 @@ class DeviceWindows:
             {p["start"]: Pane.from_doc(p) for p in doc["closed"]},
             {k: list(v) for k, v in doc["ema"].items()},
             dict(doc["latest"]),
+            doc.get("step_ms"),  # absent in state written before intervals came from the registry
         )
 
 
@@ -226,6 +234,7 @@ def _close(state: DeviceWindows, watermark: int, config: WindowConfig) -> list[d
     for start in [s for s in state.open_panes if s + pane_ms <= new]:
         state.closed_panes[start] = state.open_panes.pop(start)
     max_len = config.max_length_ms
+    step_ms = state.step_ms or config.nominal_step_ms
     panes = state.closed_panes
     starts = sorted(s for s, p in panes.items() if p.stats)
     emitted: list[dict[str, Any]] = []
@@ -239,7 +248,7 @@ def _close(state: DeviceWindows, watermark: int, config: WindowConfig) -> list[d
             continue
         for spec in config.specs:
             if end % spec.step_ms == 0:
-                record = _window_record(state.device_id, spec, end, panes, config)
+                record = _window_record(state.device_id, spec, end, panes, config, step_ms)
                 if record is not None:
                     emitted.append(record)
                     state.latest[spec.name] = record
@@ -252,7 +261,12 @@ def _close(state: DeviceWindows, watermark: int, config: WindowConfig) -> list[d
 
 
 def _window_record(
-    device_id: str, spec: WindowSpec, end: int, panes: Mapping[int, Pane], config: WindowConfig
+    device_id: str,
+    spec: WindowSpec,
+    end: int,
+    panes: Mapping[int, Pane],
+    config: WindowConfig,
+    step_ms: int,
 ) -> dict[str, Any] | None:
     """One closed window: per channel count, mean, min, max and completeness; None when empty."""
     start = end - spec.length_ms
@@ -274,7 +288,7 @@ def _window_record(
                     entry[3] = high
     if not merged:
         return None
-    expected = spec.length_ms // config.nominal_step_ms
+    expected = max(1, spec.length_ms // step_ms)
     return {
         "device_id": device_id,
         "window": spec.name,

@@ -28,7 +28,7 @@ from typing import Any, Final
 import orjson
 
 from airlake.alerts import build_alert, message_attributes
-from airlake.calibration import Calibrator, ModelProvider
+from airlake.calibration import REPORT_INTERVAL_FIELD, Calibrator, ModelProvider, interval_ms
 from airlake.classification import (
     AIR_QUALITY_RULES,
     DeviceClassState,
@@ -116,10 +116,12 @@ class _Decoded:
     seqnos: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # device -> record seqnos
     quarantine: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     quarantine_seqnos: set[str] = field(default_factory=set)
+    intervals: dict[str, int] = field(default_factory=dict)  # device -> reporting interval (ms)
 
 
-def decode_calibrated(data: bytes, received_ms: int) -> list[Reading | Quarantined]:
-    """Decode a record of the calibrated stream, which only the calibrate stage writes.
+def decode_calibrated(data: bytes, received_ms: int) -> tuple[list[Reading | Quarantined], int | None]:
+    """Decode a record of the calibrated stream, which only the calibrate stage writes; also return
+    the device's reporting interval in ms the calibrate stage stamped on it (None when absent).
 
     Its readings already passed the contract there, so a record with the expected shape (string
     device_id, integer ts and seq, numeric channels) is taken as is; anything else goes through the
@@ -129,7 +131,7 @@ def decode_calibrated(data: bytes, received_ms: int) -> list[Reading | Quarantin
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError:
-        return decode(data, received_ms=received_ms)
+        return decode(data, received_ms=received_ms), None
     if type(obj) is dict:
         device_id, ts, seq, channels = (
             obj.get("device_id"),
@@ -145,17 +147,23 @@ def decode_calibrated(data: bytes, received_ms: int) -> list[Reading | Quarantin
             and channels
             and all(type(v) is float or type(v) is int for v in channels.values())
         ):
-            return [Reading(device_id, ts, seq, channels, obj.get("firmware"), obj.get("model"))]
-    return decode(data, received_ms=received_ms)
+            reading = Reading(device_id, ts, seq, channels, obj.get("firmware"), obj.get("model"))
+            return [reading], interval_ms(obj.get(REPORT_INTERVAL_FIELD))
+    return decode(data, received_ms=received_ms), None
 
 
 def _decode_all(
     records: Sequence[KinesisRecord], outcome: Outcome, stage: str, *, calibrated: bool = False
 ) -> _Decoded:
     decoded = _Decoded()
+    intervals = decoded.intervals
     for record in records:
         if calibrated:
-            items = decode_calibrated(record.data, record.arrival_ms)
+            items, interval = decode_calibrated(record.data, record.arrival_ms)
+            if interval is not None:
+                first = items[0]
+                if type(first) is Reading:
+                    intervals[first.device_id] = interval
         else:
             items = decode(record.data, received_ms=record.arrival_ms)
         for item in items:
@@ -186,7 +194,10 @@ class CalibrateStage:
 
     A calibrated record is the reading (device_id, ts, seq, firmware, model) whose `channels` hold
     the device's raw channels plus the calibrated `co`, `nox`, `no2`, with `calibrated` naming the
-    calibrated ones and `model_version` the registry version that produced them.
+    calibrated ones, `model_version` the registry version that produced them and, for a device the
+    registry (devices.json) knows, its `report_interval_s`: the aggregate and classify stages have
+    no registry of their own (their functions get no models bucket), so the interval they scale
+    completeness and fault timings by travels with the reading.
     """
 
     def __init__(self, calibrator: Calibrator, stream: RecordStream, lake: Lake) -> None:
@@ -201,12 +212,17 @@ class CalibrateStage:
         calibrate = self.calibrator.calibrate_channels
         version = None
         for device_id, readings in decoded.by_device.items():
+            interval = self.calibrator.report_interval_s(device_id)
+            if interval is None:
+                outcome.counts["default_interval_devices"] += 1
             for reading in readings:
                 calibrated, version = calibrate(device_id, reading.channels, reading.ts_ms)
                 doc = reading.to_dict()
                 doc["channels"] = {**reading.channels, **calibrated}
                 doc["calibrated"] = sorted(calibrated)
                 doc["model_version"] = version
+                if interval is not None:
+                    doc[REPORT_INTERVAL_FIELD] = interval
                 out.append((device_id, orjson.dumps(doc)))
         outcome.model_version = version
         outcome.counts["readings"] += len(out)
@@ -257,6 +273,11 @@ class AggregateStage:
         for device_id in devices:
             current = stored.get(keys[device_id])
             state = DeviceWindows.from_doc(device_id, None if current is None else current.doc)
+            interval = decoded.intervals.get(device_id)
+            if interval is not None:
+                state.step_ms = interval
+            elif state.step_ms is None:
+                outcome.counts["default_interval_devices"] += 1
             result = apply_readings(state, decoded.by_device[device_id], self.config)
             outcome.counts["accepted"] += result.accepted
             outcome.counts["duplicates"] += result.duplicates
@@ -356,6 +377,14 @@ class ClassifyStage:
             state = DeviceClassState.from_doc(None if item is None else item.doc)
             entry = roster.setdefault(device_id, {})
             entry["site"] = str(info.get(device_id, {}).get("site", "unknown"))
+            # The interval stamped by calibrate, else this stage's own registry, else the last known.
+            interval = decoded.intervals.get(device_id) or interval_ms(
+                info.get(device_id, {}).get(REPORT_INTERVAL_FIELD)
+            )
+            if interval is not None:
+                entry["step_ms"] = interval
+            elif entry.get("step_ms") is None:
+                outcome.counts["default_interval_devices"] += 1
             result = classify_readings(
                 state, entry, device_id, readings, rules=self.rules, faults=self.faults
             )

@@ -145,6 +145,7 @@ class Device:
             "model": DEVICE_MODEL,
             "installed": config.start.date().isoformat(),
             "reference": self.reference,
+            "report_interval_s": config.step_s,
         }
 
 

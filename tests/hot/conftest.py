@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ def reading(device_id: str, offset_ms: int, seq: int, **channels: float) -> dict
 
 
 def kinesis_event(
-    payloads: list[bytes | dict[str, Any]],
+    payloads: Sequence[bytes | dict[str, Any]],
     *,
     arrival_ms: int | None = None,
     first_seq: int = 1,
