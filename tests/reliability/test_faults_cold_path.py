@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 import glue_jobs.raw_to_curated as job
 from airlake.batch.readings import READINGS_SCHEMA
 from airlake.producer import Producer
+from glue_jobs import _lake
 
 pytestmark = pytest.mark.spark
 
@@ -30,8 +31,8 @@ MIN = 60_000
 N = 60
 
 
-def readings() -> list[tuple[str, bytes]]:
-    docs = [
+def readings() -> list[tuple[str, bytes]]:  # (partition key, data)
+    docs: list[dict[str, Any]] = [
         {
             "device_id": f"dev-{i % 3}",
             "ts": T_2330 + (i // 3) * 3 * MIN,
@@ -168,7 +169,7 @@ def test_a_job_killed_after_its_first_partition_and_rerun_gives_the_clean_table(
     # Given the same raw zone in a fresh lake
     lake = tmp_path / "lake"
     shutil.copytree(lakes["clean"] / "raw", lake / "raw")
-    real_write = job.write_partitions
+    real_write = _lake.write_partitions
 
     def killed_after_first_partition(frame: Any, path: str, sort_by: Any) -> None:
         first_dt = min(r.dt for r in frame.select("dt").distinct().collect())
