@@ -38,8 +38,8 @@ from airlake.ml.runtime import FeaturePipeline
 FeatureSpec = dict[str, Any]
 
 _ENV_PATTERN = re.compile(r"^(t|rh|ah|temp|temperature|humidity|abs_humidity|.*humid.*|.*temp.*)$", re.I)
-_MAX_RATIO_COLUMNS = 10
-_MAX_LOGMUL_SENSORS = 12
+_MAX_RATIO_COLUMNS = 6
+_MAX_LOGMUL_SENSORS = 8
 
 
 def is_environment(column: str) -> bool:
