@@ -9,6 +9,9 @@ Rules (schema version 1, see schemas/reading.v1.json):
   Every element of an array is judged on its own.
 * A leading UTF-8 byte-order mark is ignored (RFC 8259 §8.1 allows it); any other non-UTF-8
   byte quarantines the whole payload.
+* A payload must not contain a raw newline byte (LF), not even a trailing one: Firehose frames the
+  raw zone as one record per line, so such a record would reach the cold path in pieces. Compact
+  JSON never needs one (newlines inside strings are escaped as \\n).
 * Duplicated keys: the last one wins (what orjson, Python's json and Spark all do).
 * `ts` is ISO-8601 with a UTC offset, or integer epoch milliseconds. It must not precede
   FLEET_EPOCH nor be more than MAX_CLOCK_SKEW_MS after the record's arrival time.
@@ -23,11 +26,13 @@ of the hot path, so the accept path uses plain type checks instead of per-record
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import time
-from operator import le
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import le
 from typing import Any
 
 import orjson
@@ -51,7 +56,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 _BOM = b"\xef\xbb\xbf"
 _DEVICE_ID = re.compile(r"[A-Za-z0-9._:-]+")
-_NON_FINITE_TOKEN = re.compile(rb"\b(?:NaN|-?Infinity)\b")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _MAX_TS_TEXT = 40
 # Device ids seen valid before: a set lookup is cheaper than the regex on every record.
 _valid_ids: set[str] = set()
@@ -133,10 +138,13 @@ def _decode(data: bytes, received_ms: int) -> list[Reading | Quarantined]:
     if size > MAX_PAYLOAD_BYTES:
         return [Quarantined(Reason.TOO_LARGE, f"payload is {size} bytes > {MAX_PAYLOAD_BYTES}", data)]
     body = data[3:] if data[:3] == _BOM else data
+    if b"\n" in body:
+        detail = "a raw newline byte: the raw zone frames records by newlines, so this record could not be stored whole"
+        return [Quarantined(Reason.MULTI_LINE, detail, data)]
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        return [Quarantined(_classify_json_error(body, exc), str(exc), data)]
+        return [Quarantined(_classify_json_error(body), str(exc), data)]
     if type(parsed) is dict:
         if size > MAX_READING_BYTES:
             return [Quarantined(Reason.TOO_LARGE, f"reading is {size} bytes > {MAX_READING_BYTES}", data)]
@@ -146,18 +154,43 @@ def _decode(data: bytes, received_ms: int) -> list[Reading | Quarantined]:
     return [Quarantined(Reason.NOT_AN_OBJECT, f"top-level JSON {type(parsed).__name__}", data)]
 
 
-def _classify_json_error(body: bytes, exc: orjson.JSONDecodeError) -> Reason:
+class _NonFiniteError(ValueError):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _NonFiniteError(text)
+    return value
+
+
+def _no_constants(text: str) -> float:
+    raise _NonFiniteError(text)
+
+
+def _classify_json_error(body: bytes) -> Reason:
+    """Why orjson refused `body`, decided without reading orjson's message text.
+
+    The standard library parser accepts NaN, Infinity, overflowing numbers and lone surrogate
+    escapes, so re-parsing with it (on this rare path only) tells those cases apart.
+    """
     if not body or body.isspace():
         return Reason.EMPTY
     try:
-        body.decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         return Reason.NOT_UTF8
-    message = str(exc)
-    if "surrogate" in message or "UTF-8" in message:
-        return Reason.NOT_UTF8
-    if "infinity" in message or _NON_FINITE_TOKEN.search(body):
+    try:
+        json.loads(text, parse_float=_finite_float, parse_constant=_no_constants)
+    except _NonFiniteError:
         return Reason.NON_FINITE
+    except (ValueError, RecursionError):
+        return Reason.INVALID_JSON
+    # The standard parser took it and orjson did not: a lone UTF-16 surrogate escape (text that
+    # is not valid Unicode) or nesting deeper than orjson allows.
+    if _SURROGATE_ESCAPE.search(body):
+        return Reason.NOT_UTF8
     return Reason.INVALID_JSON
 
 

@@ -17,6 +17,7 @@ class Reason(StrEnum):
     TOO_LARGE = "too_large"  # over MAX_PAYLOAD_BYTES, or one reading over MAX_READING_BYTES
     NOT_UTF8 = "not_utf8"  # bytes that are not UTF-8 (UTF-16, Latin-1, lone surrogates)
     INVALID_JSON = "invalid_json"  # truncated or otherwise unparseable JSON
+    MULTI_LINE = "multi_line"  # a raw newline byte: the raw zone stores one record per line
     NON_FINITE = "non_finite"  # NaN, Infinity or a number that overflows a double
     NOT_AN_OBJECT = "not_an_object"  # a JSON scalar, or an array element that is not an object
     BATCH_TOO_LARGE = "batch_too_large"  # a JSON array with more than MAX_BATCH_READINGS elements

@@ -15,6 +15,7 @@ from tests.unit.test_decoder import CASES, GOOD, RECEIVED_MS, channels, with_
 
 # Rules a JSON Schema cannot express: they depend on arrival time, byte size or batching.
 NOT_EXPRESSIBLE = {
+    "multi_line",
     "ts_in_future",
     "too_large",
     "batch_too_large",

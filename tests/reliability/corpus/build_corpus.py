@@ -138,8 +138,8 @@ def cases() -> list[Case]:
         replace(good(), b"2.4.1", b"2.4.1\xed\xa0\x80"), q("not_utf8"))  # fmt: skip
     add("escaped_lone_surrogate", "encoding", "a \\ud800 escape with no low surrogate",
         replace(good(), b"2.4.1", b"2.4.1\\ud800"), q("not_utf8"))  # fmt: skip
-    add("double_bom", "encoding", "two byte-order marks: the second is a stray U+FEFF, reported as an "
-        "encoding error", b"\xef\xbb\xbf\xef\xbb\xbf" + dumps(good()), q("not_utf8"))  # fmt: skip
+    add("double_bom", "encoding", "two byte-order marks: the second is a stray U+FEFF before the JSON, "
+        "which is valid UTF-8 but not valid JSON", b"\xef\xbb\xbf\xef\xbb\xbf" + dumps(good()), q("invalid_json"))  # fmt: skip
 
     # -- nested garbage -----------------------------------------------------------------------------
     add("channel_value_object", "nested_garbage", "a channel value that is an object",
@@ -339,12 +339,12 @@ def cases() -> list[Case]:
     # -- framing: a record holding a newline -------------------------------------------------------------------
     d = good()
     add("pretty_printed_reading", "framing",
-        "valid JSON spread over lines: valid for the decoder, but the raw zone is newline-framed",
-        json.dumps(d, indent=2).encode(), [ok(d)],
-        cold_path="the raw zone splits the record into 11 lines; see known_issue",
+        "valid JSON spread over lines: the raw zone is newline-framed, so the contract refuses raw newlines",
+        json.dumps(d, indent=2).encode(), q("multi_line"),
+        cold_path="the raw zone splits the record into 11 lines, each quarantined as invalid_json",
         known_issue="raw zone framing: Firehose appends only a newline, so a record containing a newline "
-        "byte becomes several raw lines; the raw -> curated job quarantines the fragments (invalid_json) "
-        "while the hot path accepted the reading")  # fmt: skip
+        "byte becomes several raw lines; the hot path quarantines the record (multi_line), the raw -> "
+        "curated job quarantines each fragment line (invalid_json); neither accepts it")  # fmt: skip
     return out
 
 
