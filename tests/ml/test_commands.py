@@ -146,6 +146,13 @@ def test_classifier_on_episodes_with_time_and_group(events_csv: Path, tmp_path: 
     scored = pd.read_csv(out)
     accuracy = float((scored["prediction"] == scored["event"]).mean())
     assert accuracy > float((scored["event"] == "none").mean())
+    # and the hot path, fed one device in event-time order with its own state, gives the same labels
+    device = scored[scored["device_id"] == "dev-1"]
+    state = model.new_state()
+    ts = pd.to_datetime(device["timestamp"], utc=True).astype("datetime64[ms, UTC]").astype("int64")
+    hot = [model.predict_one(row, ts_ms=int(t), state=state)
+           for row, t in zip(device.to_dict("records"), ts, strict=True)]  # fmt: skip
+    assert hot == device["prediction"].tolist()
 
 
 def test_self_training_is_validated_and_recorded(tmp_path: Path) -> None:
