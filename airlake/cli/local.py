@@ -21,7 +21,7 @@ def register(subparsers: Subparsers) -> None:
         "up", help="start the local AWS endpoint, create the platform's resources, keep running"
     )
     up.add_argument("--port", type=int, default=4566)
-    up.add_argument("--stage", default="dev")
+    up.add_argument("--stage", default="local")
     up.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
     up.set_defaults(func=run_up)
 
@@ -47,7 +47,15 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--malformed-rate", type=float, default=0.002)
     parser.add_argument("--duplicate-rate", type=float, default=0.003)
-    parser.add_argument("--stage", default="dev", help="settings from cdk.json context.stages")
+    parser.add_argument(
+        "--upload-every",
+        type=int,
+        default=1,
+        help="readings a device buffers per upload (a JSON-array record)",
+    )
+    parser.add_argument(
+        "--stage", default="local", help="settings from cdk.json context.stages (default local)"
+    )
     parser.add_argument(
         "--state-dir", type=Path, default=DEFAULT_STATE, help="lake, report and logs (default .airlake)"
     )
@@ -66,6 +74,7 @@ def options_from(args: argparse.Namespace) -> object:
         seed=args.seed,
         malformed_rate=args.malformed_rate,
         duplicate_rate=args.duplicate_rate,
+        upload_every=args.upload_every,
         stage=args.stage,
         state_dir=args.state_dir.resolve(),
         endpoint_url=args.endpoint_url,

@@ -32,6 +32,9 @@ def register(subparsers: Subparsers) -> None:
         "--malformed-rate", type=float, default=0.0, help="share of records replaced by garbage"
     )
     fleet.add_argument("--duplicate-rate", type=float, default=0.0, help="share of records resent")
+    fleet.add_argument(
+        "--upload-every", type=int, default=1, help="readings per record (a JSON array when > 1)"
+    )
     out = parser.add_argument_group("output")
     out.add_argument("--out", type=Path, help="JSON lines ('-' for stdout, '.gz' to compress)")
     out.add_argument("--labels-out", type=Path, help="ground truth: injected faults/events, JSON lines")
@@ -72,7 +75,12 @@ def run(args: argparse.Namespace) -> int:
         faults=not args.no_faults,
         events=not args.no_events,
     )
-    sim = Simulation(config, malformed_rate=args.malformed_rate, duplicate_rate=args.duplicate_rate)
+    sim = Simulation(
+        config,
+        malformed_rate=args.malformed_rate,
+        duplicate_rate=args.duplicate_rate,
+        upload_every=args.upload_every,
+    )
     if args.stream:
         _to_stream(sim, args)
     elif args.out is not None:
@@ -96,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if str(args.out) != "-":
         print(
             orjson.dumps(
-                {k: manifest[k] for k in ("records", "readings", "duplicates", "malformed")}
+                {k: manifest[k] for k in ("records", "elements", "readings", "duplicates", "malformed")}
             ).decode()
         )
     return 0

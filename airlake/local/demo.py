@@ -24,8 +24,9 @@ def print_summary(result: PipelineResult, *, sql: bool = True, report: bool = Tr
     cfg = manifest["config"]
     print(
         f"  {cfg['devices']} devices x {cfg['days']:g} days at {cfg['step_s']} s: "
-        f"{manifest['records']:,} records = {manifest['readings']:,} readings + "
-        f"{manifest['duplicates']:,} resends + {sum(manifest['malformed'].values()):,} malformed"
+        f"{manifest['records']:,} Kinesis records carrying {manifest['elements']:,} readings = "
+        f"{manifest['readings']:,} valid + {manifest['duplicates']:,} resent + "
+        f"{sum(manifest['malformed'].values()):,} malformed"
     )
     print(
         f"  producer: {result.producer['sent']:,} acknowledged in {result.producer['calls']:,} PutRecords calls, "

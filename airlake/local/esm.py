@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -225,6 +226,8 @@ class EventSourceMapping:
         try:
             response = self._handler(event, context)
         except Exception:
+            # What Lambda writes to the function's log for an unhandled error.
+            print(f"[ERROR] {self._function} invocation failed:\n{traceback.format_exc()}", flush=True)
             return False, None
         if time.monotonic() - started > self.settings.function_timeout_s:
             return False, None  # Lambda would have stopped the function: its result is lost

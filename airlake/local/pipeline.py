@@ -12,9 +12,11 @@ process holds at most one chunk of records at a time whatever the fleet size.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +43,8 @@ class PipelineOptions:
     seed: int = 0
     malformed_rate: float = 0.002
     duplicate_rate: float = 0.003
-    stage: str = "dev"
+    upload_every: int = 1  # readings per Kinesis record (devices that buffer and upload arrays)
+    stage: str = "local"  # cdk.json stage "local": dev settings with 1,000-record batches
     state_dir: Path = DEFAULT_STATE_DIR
     models_dir: Path = DEFAULT_MODELS_DIR
     chunk_records: int = 20_000
@@ -102,6 +105,7 @@ def run(
             FleetConfig(devices=options.devices, days=options.days, step_s=options.step_s, seed=options.seed),
             malformed_rate=options.malformed_rate,
             duplicate_rate=options.duplicate_rate,
+            upload_every=options.upload_every,
         )
         resources = create(config, models_dir=options.models_dir, devices=simulation.devices())
         os.environ.update(resources.lambda_env())
@@ -151,24 +155,31 @@ def run(
         clocks: dict[str, float] = dict.fromkeys(
             ("produce", "calibrate", "raw landing", "aggregate", "classify"), 0.0
         )
-        total = simulation.config.devices * simulation.config.steps
-        with _bar(total, "stream + hot path", options.progress) as bar:
+        total = simulation.config.devices * simulation.config.steps // options.upload_every
+        # Lambda's stdout (EMF metrics, logs) goes to a log file, as it would go to CloudWatch Logs.
+        # Consumers of different streams run side by side, as separate Lambda functions and
+        # Firehose do; each stream's consumers start after the chunk that feeds them is written.
+        log_path = options.state_dir / "lambda.log"
+        with (
+            _bar(total, "stream + hot path", options.progress) as bar,
+            log_path.open("a") as lambda_log,
+            contextlib.redirect_stdout(lambda_log),
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="consumer") as pool,
+        ):
             for chunk in _chunks(simulation, options.chunk_records):
                 started = time.perf_counter()
                 producer.send(chunk)
                 clocks["produce"] += time.perf_counter() - started
-                for name, step in (
-                    ("calibrate", calibrate.drain),
-                    ("raw landing", landing.drain),
-                    ("aggregate", aggregate.drain),
-                    ("classify", classify.drain),
+                for phase in (
+                    (("calibrate", calibrate.drain), ("raw landing", landing.drain)),
+                    (("aggregate", aggregate.drain), ("classify", classify.drain)),
                 ):
-                    started = time.perf_counter()
-                    step()
-                    clocks[name] += time.perf_counter() - started
+                    futures = [pool.submit(_timed, step) for _, step in phase]
+                    for (name, _), future in zip(phase, futures, strict=True):
+                        clocks[name] += future.result()
                 bar.update(len(chunk))
         manifest = simulation.manifest()
-        sent = manifest["records"]
+        sent = manifest["elements"]
         timings.extend(StageTiming(name, seconds, sent) for name, seconds in clocks.items())
         critical = _receive_all(sqs, resources.critical_alerts_queue_url)
         everything = _receive_all(sqs, resources.all_alerts_queue_url)
@@ -233,7 +244,7 @@ def run_cold_path(options: PipelineOptions, result: PipelineResult, spark: Any =
                 spark, lake_root, from_dt=raw_dates[0], to_dt=raw_dates[-1], calibrator=calibrator
             )
             result.timings.append(
-                StageTiming("raw -> curated", time.perf_counter() - started, result.manifest["records"])
+                StageTiming("raw -> curated", time.perf_counter() - started, result.manifest["elements"])
             )
             bar.update(1)
             event_dates = counts["raw_to_curated"]["readings_partitions"]
@@ -303,6 +314,12 @@ def summary_document(result: PipelineResult) -> dict[str, Any]:
         },
         "resources": result.resources,
     }
+
+
+def _timed(step: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    step()
+    return time.perf_counter() - started
 
 
 def _endpoint_peak_rss_mb(url: str) -> float | None:

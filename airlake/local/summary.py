@@ -79,7 +79,7 @@ def read_json_lines(folder: Path) -> Iterator[dict[str, Any]]:
 
 def conservation(manifest: dict[str, Any], curated_counts: dict[str, Any]) -> Conservation:
     return Conservation(
-        sent=manifest["records"],
+        sent=manifest["elements"],
         curated=curated_counts["readings_new"],
         quarantined=dict(sorted(curated_counts["quarantined_by_reason"].items())),
         duplicates_removed=curated_counts["duplicates_removed"],

@@ -45,10 +45,11 @@ def verify(state_dir: Path) -> VerifyReport:
     run = orjson.loads(summary_path.read_bytes())
     manifest = run["manifest"]
     lake = state_dir / "lake"
-    sent = manifest["records"]
+    records = manifest["records"]
+    elements = manifest["elements"]  # readings (and garbage) inside those records
 
     raw_lines = sum(_count_lines(path) for path in sorted((lake / "raw").rglob("*.gz")))
-    report.check(raw_lines == sent, f"raw zone holds {raw_lines:,} records; {sent:,} were sent")
+    report.check(raw_lines == records, f"raw zone holds {raw_lines:,} records; {records:,} were sent")
 
     con = duckdb.connect()
     readings_glob = str(lake / "curated" / "readings" / "**" / "*.parquet")
@@ -63,11 +64,11 @@ def verify(state_dir: Path) -> VerifyReport:
         ).fetchall()
     )
     quarantined = sum(by_reason.values())
-    duplicates = raw_lines - rows - quarantined
+    duplicates = elements - rows - quarantined
     report.check(
         duplicates == manifest["duplicates"],
-        f"{raw_lines:,} raw = {rows:,} curated + {quarantined:,} quarantined + {duplicates:,} duplicates removed "
-        f"({manifest['duplicates']:,} resends injected)",
+        f"{elements:,} readings sent = {rows:,} curated + {quarantined:,} quarantined + {duplicates:,} "
+        f"duplicates removed ({manifest['duplicates']:,} resent readings injected)",
     )
     report.check(
         by_reason == manifest["malformed"],

@@ -29,6 +29,7 @@ class SimRecord:
     data: bytes
     partition_key: str
     expected: str  # ACCEPT, DUPLICATE, or a Reason value
+    readings: int = 1  # readings in the record (a JSON array when > 1)
 
 
 def _truncated(r: dict[str, Any]) -> bytes:
@@ -93,10 +94,19 @@ class Simulation:
     """A fleet plus the record-level noise of a real deployment (garbage and resends)."""
 
     def __init__(
-        self, config: FleetConfig, *, malformed_rate: float = 0.0, duplicate_rate: float = 0.0
+        self,
+        config: FleetConfig,
+        *,
+        malformed_rate: float = 0.0,
+        duplicate_rate: float = 0.0,
+        upload_every: int = 1,
     ) -> None:
         if not 0 <= malformed_rate < 1 or not 0 <= duplicate_rate < 1:
             raise ValueError("malformed_rate and duplicate_rate must be in [0, 1)")
+        if not 1 <= upload_every <= 500:
+            raise ValueError("upload_every must be 1..500 (readings per JSON-array record)")
+        self.upload_every = upload_every
+        self.record_count = 0
         self.config = config
         self.fleet = Fleet(config)
         self.malformed_rate = malformed_rate
@@ -104,31 +114,58 @@ class Simulation:
         self.counts: Counter[str] = Counter()
 
     def records(self) -> Iterator[SimRecord]:
+        """The Kinesis records, in sending order. With `upload_every` > 1 a device buffers that
+        many readings and uploads them as one JSON-array record (what battery-powered monitors do
+        to save radio time); garbage is always a record of its own."""
         rng = np.random.default_rng([self.config.seed, 104729])
         pending_resends: list[SimRecord] = []
+        buffers: dict[str, list[dict[str, Any]]] = {}
         for reading in self.fleet.readings():
             key = reading["device_id"]
             if self.malformed_rate and rng.random() < self.malformed_rate:
                 reason, make = MALFORMED[int(rng.integers(len(MALFORMED)))]
-                record = SimRecord(make(reading), key, reason.value)
-            else:
-                record = SimRecord(orjson.dumps(reading), key, ACCEPT)
-                if self.duplicate_rate and rng.random() < self.duplicate_rate:
-                    pending_resends.append(SimRecord(record.data, key, DUPLICATE))
-            self.counts[record.expected] += 1
-            yield record
+                self.counts[reason.value] += 1
+                self.record_count += 1
+                yield SimRecord(make(reading), key, reason.value)
+                continue
+            buffer = buffers.setdefault(key, [])
+            buffer.append(reading)
+            if len(buffer) < self.upload_every:
+                continue
+            yield self._upload(key, buffer, rng, pending_resends)
+            buffers[key] = []
             # A device resends after a missing acknowledgement: a little later, same bytes.
             if len(pending_resends) >= 8:
-                for resend in pending_resends:
-                    self.counts[DUPLICATE] += 1
-                    yield resend
-                pending_resends.clear()
-        for resend in pending_resends:
-            self.counts[DUPLICATE] += 1
+                yield from self._resend(pending_resends)
+        for key, buffer in buffers.items():
+            if buffer:
+                yield self._upload(key, buffer, rng, pending_resends)
+        yield from self._resend(pending_resends)
+
+    def _upload(
+        self, key: str, readings: list[dict[str, Any]], rng: np.random.Generator, resends: list[SimRecord]
+    ) -> SimRecord:
+        data = orjson.dumps(readings[0] if self.upload_every == 1 else readings)
+        record = SimRecord(data, key, ACCEPT, len(readings))
+        self.counts[ACCEPT] += len(readings)
+        self.record_count += 1
+        if self.duplicate_rate and rng.random() < self.duplicate_rate:
+            resends.append(SimRecord(data, key, DUPLICATE, len(readings)))
+        return record
+
+    def _resend(self, resends: list[SimRecord]) -> Iterator[SimRecord]:
+        for resend in resends:
+            self.counts[DUPLICATE] += resend.readings
+            self.record_count += 1
             yield resend
+        resends.clear()
 
     def manifest(self) -> dict[str, Any]:
-        """Counts of what was produced (valid after `records()` is exhausted)."""
+        """Counts of what was produced (valid after `records()` is exhausted).
+
+        `records` are Kinesis records; `elements` the readings and garbage they carry:
+        `elements = readings + duplicates + sum(malformed)`, the figure conservation is about.
+        """
         labels = self.fleet.labels
         return {
             "config": {
@@ -139,8 +176,10 @@ class Simulation:
                 "seed": self.config.seed,
                 "malformed_rate": self.malformed_rate,
                 "duplicate_rate": self.duplicate_rate,
+                "upload_every": self.upload_every,
             },
-            "records": sum(self.counts.values()),
+            "records": self.record_count,
+            "elements": sum(self.counts.values()),
             "readings": self.counts[ACCEPT],
             "duplicates": self.counts[DUPLICATE],
             "malformed": {k: v for k, v in sorted(self.counts.items()) if k not in (ACCEPT, DUPLICATE)},

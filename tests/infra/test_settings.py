@@ -42,7 +42,7 @@ def test_config_is_frozen() -> None:
 
 
 def test_unknown_stage_names_the_known_ones() -> None:
-    with pytest.raises(StageConfigError, match=r"stage 'qa' is not defined .*\['dev', 'prod'\]"):
+    with pytest.raises(StageConfigError, match=r"stage 'qa' is not defined .*\['dev', 'local', 'prod'\]"):
         load_stage_config("qa")
 
 

@@ -48,7 +48,7 @@ def test_every_record_sent_is_curated_quarantined_or_a_removed_duplicate(result:
     check = conservation(result.manifest, result.cold["raw_to_curated"])
 
     assert result.producer["failed"] == 0
-    assert check.sent == result.manifest["records"] > 900
+    assert check.sent == result.manifest["elements"] > 900
     assert check.lost == 0
     assert check.quarantined == check.expected_quarantined
     assert sum(check.quarantined.values()) > 0

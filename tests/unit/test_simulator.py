@@ -130,3 +130,24 @@ def test_malformed_and_resent_records_are_counted_with_the_reason_the_decoder_gi
     assert manifest["duplicates"] == got[DUPLICATE] > 0
     assert sum(manifest["malformed"].values()) == len(records) - got[ACCEPT] - got[DUPLICATE] > 0
     assert len(manifest["malformed"]) >= 8
+
+
+def test_devices_that_buffer_upload_arrays_and_every_reading_is_still_counted() -> None:
+    one = Simulation(SMALL, duplicate_rate=0.1, malformed_rate=0.05)
+    four = Simulation(SMALL, duplicate_rate=0.1, malformed_rate=0.05, upload_every=4)
+    singles = list(one.records())
+    arrays = list(four.records())
+
+    decoded = [r for record in arrays for r in decode(record.data, received_ms=NOW_MS)]
+    manifest = four.manifest()
+    assert manifest["records"] == len(arrays) < len(singles)
+    assert manifest["elements"] == len(decoded)
+    assert manifest["elements"] == manifest["readings"] + manifest["duplicates"] + sum(
+        manifest["malformed"].values()
+    )
+    produced = manifest["readings"] + sum(manifest["malformed"].values())
+    assert produced == one.manifest()["readings"] + sum(one.manifest()["malformed"].values())
+    assert {len(orjson.loads(r.data)) for r in arrays if r.expected == ACCEPT} <= {1, 2, 3, 4}
+    assert {
+        orjson.loads(r.data)[0]["device_id"] == r.partition_key for r in arrays if r.expected == ACCEPT
+    } == {True}
