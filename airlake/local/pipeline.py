@@ -182,7 +182,11 @@ def run(
         sent = manifest["elements"]
         timings.extend(StageTiming(name, seconds, sent) for name, seconds in clocks.items())
         critical = _receive_all(sqs, resources.critical_alerts_queue_url)
-        everything = _receive_all(sqs, resources.all_alerts_queue_url)
+        everything = int(
+            sqs.get_queue_attributes(
+                QueueUrl=resources.all_alerts_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]["ApproximateNumberOfMessages"]
+        )
         started = time.perf_counter()
         mirrored = mirror_lake(boto3.client("s3"), resources.lake_bucket, options.lake_dir, ("raw/", "hot/"))
         (options.lake_dir / "reference" / "devices").mkdir(parents=True, exist_ok=True)
@@ -212,7 +216,7 @@ def run(
             },
             timings=timings,
             critical_alerts_received=critical,
-            all_alerts_received=len(everything),
+            all_alerts_received=everything,
             lake_dir=options.lake_dir,
             labels=[label.to_dict() for label in simulation.fleet.labels],
         )
@@ -375,7 +379,9 @@ def _chunks(simulation: Simulation, size: int) -> Iterator[list[tuple[str, bytes
 def _receive_all(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     while True:
-        reply = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+        reply = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
+        )
         batch = reply.get("Messages", [])
         if not batch:
             return messages
