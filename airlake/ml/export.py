@@ -32,6 +32,8 @@ from sklearn.preprocessing import StandardScaler
 
 from airlake.ml.runtime import FORMAT_ID, METADATA_FILE, MODEL_FILE
 
+_MAX = float(np.finfo(np.float64).max)
+
 
 def _floats(values: Any) -> list[float]:
     return [float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
@@ -72,7 +74,13 @@ def export_estimator(estimator: Any) -> dict[str, Any]:
                 exported.append(
                     {
                         "feature": [int(v) for v in np.where(leaf, 0, nodes["feature_idx"])],
-                        "threshold": _floats(np.where(leaf, 0.0, nodes["num_threshold"])),
+                        # A split of "missing vs present" has threshold +inf; JSON has no inf, and
+                        # the largest float compares the same way with every finite value.
+                        "threshold": _floats(
+                            np.nan_to_num(
+                                np.where(leaf, 0.0, nodes["num_threshold"]), posinf=_MAX, neginf=-_MAX
+                            )
+                        ),
                         "missing_left": [int(v) for v in np.where(leaf, 0, nodes["missing_go_to_left"])],
                         "left": [int(v) for v in np.where(leaf, 0, nodes["left"])],
                         "right": [int(v) for v in np.where(leaf, 0, nodes["right"])],

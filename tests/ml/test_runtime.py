@@ -150,3 +150,19 @@ def test_runtime_module_imports_only_the_standard_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_trees_that_split_on_missingness_export_exactly(tmp_path: Path) -> None:
+    # Given a feature that is missing exactly when the target is high (a "missing vs present" split,
+    # whose threshold scikit-learn stores as +inf)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 3))
+    y = rng.normal(size=200)
+    x[y > 0.5, 0] = np.nan
+    estimator = HistGradientBoostingRegressor(max_iter=10, random_state=0).fit(x, y)
+    thresholds = np.concatenate([p.nodes["num_threshold"] for it in estimator._predictors for p in it])
+    assert np.isinf(thresholds).any()
+    # When exported and evaluated by the runtime, then it equals scikit-learn
+    model = load_artifact(_artifact(tmp_path, estimator, "calibration", None))
+    got = np.array([model.predict_one(row) for row in _rows(x)], dtype=float)
+    np.testing.assert_allclose(got, estimator.predict(x), rtol=0, atol=1e-6)
