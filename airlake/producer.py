@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
+_T = TypeVar("_T")
 MAX_RECORDS_PER_CALL: Final = 500
 MAX_BYTES_PER_CALL: Final = 5 * 1024 * 1024
 MAX_RECORD_BYTES: Final = 1024 * 1024  # data + partition key
@@ -80,13 +81,30 @@ class Producer:
                 progress(len(batch))
         return self.stats
 
+    def put_batch(self, records: Sequence[tuple[str, bytes]]) -> list[int]:
+        """Put (partition_key, data) pairs in as many PutRecords calls as the limits need, with
+        the same retries as `send`; return the indexes of the records that still failed (a record
+        over 1 MiB fails without a call). For callers that must answer per record, such as a
+        Lambda reporting batch item failures: the failures are returned, not kept in `stats`."""
+        failed: list[int] = []
+        for chunk in _chunks(range(len(records)), lambda i: _size(records[i]), failed.append):
+            pending, _error = self._put_entries([records[i] for i in chunk])
+            failed.extend(chunk[j] for j in pending)
+        return sorted(failed)
+
     def _put_with_retries(self, batch: list[tuple[str, bytes]]) -> None:
-        pending = batch
+        pending, last_error = self._put_entries(batch)
+        self.stats.failed.extend((batch[i][0], batch[i][1], last_error) for i in pending)
+
+    def _put_entries(self, batch: list[tuple[str, bytes]]) -> tuple[list[int], str]:
+        """One batch with retries: the positions in `batch` that never succeeded, and the last
+        error code. Only failed entries are sent again; a throttled call is retried whole."""
+        pending = list(range(len(batch)))
         last_error = "NotAttempted"
         for attempt in range(self._max_attempts):
             if attempt:
                 self._sleep(self._backoff(attempt))
-            entries = [{"Data": data, "PartitionKey": key} for key, data in pending]
+            entries = [{"Data": batch[i][1], "PartitionKey": batch[i][0]} for i in pending]
             self.stats.calls += 1
             try:
                 reply = self._client.put_records(StreamName=self._stream, Records=entries)
@@ -98,14 +116,14 @@ class Producer:
                 last_error = code
                 continue
             results = reply.get("Records", [])
-            failed = [item for item, result in zip(pending, results, strict=True) if "ErrorCode" in result]
+            failed = [i for i, result in zip(pending, results, strict=True) if "ErrorCode" in result]
             self.stats.sent += len(pending) - len(failed)
             if not failed:
-                return
+                return [], last_error
             self.stats.retried_entries += len(failed)
             last_error = next(r["ErrorCode"] for r in results if "ErrorCode" in r)
             pending = failed
-        self.stats.failed.extend((key, data, last_error) for key, data in pending)
+        return pending, last_error
 
     def _backoff(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2^attempt)]."""
@@ -128,17 +146,29 @@ def batches(
 
     A record Kinesis can never accept (over 1 MiB) goes to `rejected`, not into a batch.
     """
-    batch: list[tuple[str, bytes]] = []
+    return _chunks(records, _size, lambda record: rejected.append((*record, "RecordTooLarge")))
+
+
+def _size(record: tuple[str, bytes]) -> int:
+    """What a record counts against the PutRecords limits: data plus partition key."""
+    return len(record[1]) + len(record[0].encode())
+
+
+def _chunks(
+    items: Iterable[_T], size_of: Callable[[_T], int], reject: Callable[[_T], None]
+) -> Iterator[list[_T]]:
+    """Lazily group items (records, or indexes of records) into PutRecords-sized calls."""
+    batch: list[_T] = []
     size = 0
-    for key, data in records:
-        record_size = len(data) + len(key.encode())
+    for item in items:
+        record_size = size_of(item)
         if record_size > MAX_RECORD_BYTES:
-            rejected.append((key, data, "RecordTooLarge"))
+            reject(item)
             continue
         if batch and (len(batch) == MAX_RECORDS_PER_CALL or size + record_size > MAX_BYTES_PER_CALL):
             yield batch
             batch, size = [], 0
-        batch.append((key, data))
+        batch.append(item)
         size += record_size
     if batch:
         yield batch

@@ -21,8 +21,10 @@ from typing import Any, Protocol
 
 import orjson
 
-_PUT_RECORDS_LIMIT = 500  # Kinesis PutRecords: at most 500 entries a call
-_PUT_RECORDS_ATTEMPTS = 5
+from airlake.producer import Producer
+
+_PUT_RECORDS_ATTEMPTS = 5  # within a Lambda invocation: at most ~1.6 s of backoff in all
+_PUT_RECORDS_MAX_DELAY_S = 1.0
 _PUBLISH_ATTEMPTS = 4
 _GZIP_LEVEL = 3  # JSON lines compress ~8x already at level 3, at a third of level 6's CPU
 
@@ -139,8 +141,10 @@ class _Lazy:
 
 
 class KinesisStream(_Lazy):
-    """PutRecords in chunks of 500, retrying only the entries that failed (HTTP 200 can still
-    carry `FailedRecordCount > 0`), with exponential backoff."""
+    """The calibrated stream, written through `airlake.producer.Producer.put_batch`: PutRecords in
+    calls of <= 500 records and 5 MiB, retrying only the entries that failed (HTTP 200 can still
+    carry `FailedRecordCount > 0`) and throttled calls, with jittered exponential backoff. One
+    implementation of that logic for the simulator's producer and the hot path."""
 
     def __init__(
         self, stream_name: str, client_factory: Callable[[], Any], *, backoff_s: float = 0.05
@@ -148,25 +152,18 @@ class KinesisStream(_Lazy):
         super().__init__(client_factory)
         self.stream_name = stream_name
         self.backoff_s = backoff_s
+        self._producer: Producer | None = None
 
     def put_records(self, records: Sequence[tuple[str, bytes]]) -> list[int]:
-        failed_all: list[int] = []
-        for start in range(0, len(records), _PUT_RECORDS_LIMIT):
-            pending = list(range(start, min(start + _PUT_RECORDS_LIMIT, len(records))))
-            for attempt in range(_PUT_RECORDS_ATTEMPTS):
-                entries = [{"PartitionKey": records[i][0], "Data": records[i][1]} for i in pending]
-                try:
-                    reply = self.client.put_records(StreamName=self.stream_name, Records=entries)
-                except Exception:  # throttled or unreachable: the whole chunk is retried
-                    if attempt == _PUT_RECORDS_ATTEMPTS - 1:
-                        raise
-                else:
-                    pending = [i for i, r in zip(pending, reply["Records"], strict=True) if "ErrorCode" in r]
-                    if not pending:
-                        break
-                time.sleep(self.backoff_s * 2**attempt)
-            failed_all.extend(pending)
-        return failed_all
+        if self._producer is None:  # the client is created on first use (AWS_ENDPOINT_URL)
+            self._producer = Producer(
+                self.client,
+                self.stream_name,
+                max_attempts=_PUT_RECORDS_ATTEMPTS,
+                base_delay_s=self.backoff_s,
+                max_delay_s=_PUT_RECORDS_MAX_DELAY_S,
+            )
+        return self._producer.put_batch(records)
 
 
 class S3Lake(_Lazy):

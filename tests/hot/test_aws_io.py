@@ -8,12 +8,14 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from airlake.calibration import BUILTIN_VERSION, Calibrator, ModelProvider
 from airlake.hot.models import S3ModelSource
 from airlake.hot.outputs import KinesisStream, SnsNotifier
 from airlake.hot.state import DynamoDBStateStore, Write
+from airlake.producer import Producer
 
 
 @pytest.fixture
@@ -152,3 +154,46 @@ def test_sns_publish_sends_string_attributes(aws: None) -> None:
         "severity": "critical",
         "site": "s1",
     }
+
+
+class _Stubborn:
+    """A Kinesis client that always fails the entries whose data starts with b"x", and counts calls."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.calls = 0
+        self.error = error
+
+    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        replies = [{"ErrorCode": "InternalFailure"} if r["Data"].startswith(b"x") else {"SequenceNumber": "1"}
+                   for r in Records]  # fmt: skip
+        return {"FailedRecordCount": sum("ErrorCode" in r for r in replies), "Records": replies}
+
+
+def test_kinesis_stream_returns_the_indexes_that_failed_after_its_five_attempts() -> None:
+    # Given a stream that never accepts two of the entries, and one record over the 1 MiB limit
+    client = _Stubborn()
+    stream = KinesisStream("calibrated", lambda: client, backoff_s=0)
+    records = [("d1", b"ok"), ("d2", b"x1"), ("d3", b"ok"), ("d4", b"\0" * (1024 * 1024)), ("d5", b"x2")]
+    # When they are put
+    failed = stream.put_records(records)
+    # Then exactly those indexes are reported, after five calls (the oversized one is never sent)
+    assert (failed, client.calls) == ([1, 3, 4], 5)
+
+
+def test_kinesis_stream_raises_an_error_that_retrying_cannot_fix() -> None:
+    error = ClientError({"Error": {"Code": "ResourceNotFoundException"}}, "PutRecords")
+    client = _Stubborn(error)
+    with pytest.raises(ClientError):
+        KinesisStream("calibrated", lambda: client, backoff_s=0).put_records([("d1", b"ok")])
+    assert client.calls == 1
+
+
+def test_producer_put_batch_splits_at_500_records_and_keeps_no_failures_in_its_stats() -> None:
+    client = _Stubborn()
+    producer = Producer(client, "calibrated", max_attempts=2, sleep=lambda _s: None)
+    records = [(f"d{i}", b"x" if i in (7, 612) else b"ok") for i in range(1_001)]
+    assert producer.put_batch(records) == [7, 612]
+    assert (client.calls, producer.stats.sent, producer.stats.failed) == (2 + 2 + 1, 999, [])
