@@ -46,9 +46,12 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from functools import reduce
+from itertools import chain, compress
+from operator import add, attrgetter, itemgetter
+from typing import Any, Final, TypeVar
 
 MINUTE_MS: Final = 60_000
 HOUR_MS: Final = 60 * MINUTE_MS
@@ -90,26 +93,42 @@ class WindowConfig:
 
 @dataclass(slots=True)
 class Pane:
-    """Summary of one pane: per channel [count, sum, min, max], plus the reading keys seen."""
+    """Summary of one pane: per channel [count, sum, min, max], plus the reading keys seen.
+
+    Readings are summarised lazily: `add` only keeps a reference to the reading's channels, and
+    `summary()` folds them into `stats` when the pane is read (closing it, or saving the state),
+    with C-level passes per channel instead of four updates per channel and reading. The sums are
+    still sequential in reading order (`reduce(add, ...)`, not `sum`, whose float algorithm differs
+    across Python versions), so every figure equals adding the readings one at a time.
+    """
 
     start: int
     stats: dict[str, list[float]] = field(default_factory=dict)
     keys: set[tuple[int, int]] = field(default_factory=set)
+    pending: list[Mapping[str, float]] = field(default_factory=list)  # channels not yet in stats
 
     def add(self, channels: Mapping[str, float]) -> None:
+        self.pending.append(channels)
+
+    def summary(self) -> dict[str, list[float]]:
+        pending = self.pending
+        if not pending:
+            return self.stats
         stats = self.stats
-        for name, value in channels.items():
+        for name, values in _columns(pending):
             entry = stats.get(name)
             if entry is None:
-                stats[name] = [1.0, value, value, value]
+                stats[name] = [float(len(values)), reduce(add, values), min(values), max(values)]
             else:
-                entry[0] += 1.0
-                entry[1] += value
-                entry[2] = min(entry[2], value)
-                entry[3] = max(entry[3], value)
+                entry[0] += len(values)
+                entry[1] = reduce(add, values, entry[1])
+                entry[2] = min(entry[2], *values)
+                entry[3] = max(entry[3], *values)
+        self.pending = []
+        return stats
 
     def to_doc(self) -> dict[str, Any]:
-        return {"start": self.start, "stats": self.stats, "keys": sorted(self.keys)}
+        return {"start": self.start, "stats": self.summary(), "keys": sorted(self.keys)}
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Pane:
@@ -172,7 +191,7 @@ def apply_readings(state: DeviceWindows, readings: Iterable[Any], config: Window
     `state`; returns counts, late readings and the closed-window aggregate records to emit.
     """
     result = ApplyResult()
-    ordered = sorted(readings, key=lambda r: (r.ts_ms, r.seq))
+    ordered = sorted(readings, key=_ORDER)
     if not ordered:
         return result
     pane_ms = config.pane_ms
@@ -180,48 +199,138 @@ def apply_readings(state: DeviceWindows, readings: Iterable[Any], config: Window
         first = ordered[0].ts_ms - config.allowed_lateness_ms
         state.closed_until = first - first % pane_ms
     closed_until = state.closed_until
-    max_ts = state.max_ts
-    tau = float(config.ema_tau_ms)
-    ema = state.ema
+    open_panes = state.open_panes
+    accepted_ts: list[int] = []
+    accepted_channels: list[Mapping[str, float]] = []
+    current_start = None  # consecutive readings usually share a pane: look it up once
+    keys: set[tuple[int, int]] = set()
+    pending: list[Mapping[str, float]] = []
     for reading in ordered:
         ts = reading.ts_ms
         key = (ts, reading.seq)
         start = ts - ts % pane_ms
-        if start + pane_ms <= closed_until:
-            closed = state.closed_panes.get(start)
-            if closed is not None and key in closed.keys:
-                result.duplicates += 1
+        if start != current_start:
+            if start + pane_ms <= closed_until:
+                closed = state.closed_panes.get(start)
+                if closed is not None and key in closed.keys:
+                    result.duplicates += 1
+                    continue
+                if closed is not None:
+                    closed.keys.add(key)  # so a redelivery of this late reading is a duplicate
+                result.late.append(reading)
                 continue
-            if closed is not None:
-                closed.keys.add(key)  # so a redelivery of this late reading is a duplicate
-            result.late.append(reading)
-            continue
-        pane = state.open_panes.get(start)
-        if pane is None:
-            pane = state.open_panes[start] = Pane(start)
-        elif key in pane.keys:
+            pane = open_panes.get(start)
+            if pane is None:
+                pane = open_panes[start] = Pane(start)
+            current_start, keys, pending = start, pane.keys, pane.pending
+        if key in keys:
             result.duplicates += 1
             continue
-        pane.keys.add(key)
-        pane.add(reading.channels)
-        result.accepted += 1
-        if max_ts is None or ts > max_ts:
-            max_ts = ts
-        last_dt, alpha = -1.0, 0.0
-        for name, value in reading.channels.items():
-            entry = ema.get(name)
-            if entry is None:
-                ema[name] = [float(value), float(ts)]
-            elif ts > entry[1]:
-                dt = ts - entry[1]
-                if dt != last_dt:  # channels usually share their last time: one exp per reading
-                    last_dt, alpha = dt, 1.0 - math.exp(-dt / tau)
-                entry[0] += alpha * (value - entry[0])
-                entry[1] = float(ts)
-    state.max_ts = max_ts
-    if max_ts is not None:
-        result.emitted = _close(state, max_ts - config.allowed_lateness_ms, config)
+        keys.add(key)
+        channels = reading.channels
+        pending.append(channels)
+        accepted_ts.append(ts)
+        accepted_channels.append(channels)
+    if accepted_ts:
+        result.accepted = len(accepted_ts)
+        _update_ema(state.ema, accepted_ts, accepted_channels, float(config.ema_tau_ms))
+        newest = accepted_ts[-1]  # readings are in event-time order
+        if state.max_ts is None or newest > state.max_ts:
+            state.max_ts = newest
+    if state.max_ts is not None:
+        result.emitted = _close(state, state.max_ts - config.allowed_lateness_ms, config)
     return result
+
+
+_ORDER: Final = attrgetter("ts_ms", "seq")
+_V = TypeVar("_V")
+
+
+def _columns(rows: Sequence[Mapping[str, _V]]) -> Iterable[tuple[str, Sequence[_V]]]:
+    """(channel, its values in row order) for every channel of `rows` (dicts keyed by channel).
+
+    When every row has the first row's channels (the usual case) the rows are transposed in one
+    C-level pass; otherwise each channel is collected from the rows that have it."""
+    names = tuple(rows[0])
+    if len(rows) == 1:
+        return [(name, (value,)) for name, value in rows[0].items()]
+    if all(len(row) == len(names) for row in rows):
+        try:
+            if len(names) == 1:
+                return [(names[0], [row[names[0]] for row in rows])]
+            return zip(names, zip(*map(itemgetter(*names), rows), strict=True), strict=True)
+        except KeyError:
+            pass  # same number of channels, not the same ones
+    union = dict.fromkeys(chain.from_iterable(rows))
+    return [(name, [row[name] for row in rows if name in row]) for name in union]
+
+
+def _update_ema(
+    ema: dict[str, list[float]], times: Sequence[int], rows: Sequence[Mapping[str, float]], tau: float
+) -> None:
+    """The time-aware EMA of each channel over the accepted readings (in event-time order); only
+    readings later than the channel's last applied one update it.
+
+    Channels present in every reading that start from the same last time (the usual case) share
+    one plan: which readings update them and with which alpha, so the per-value work is a single
+    multiply-add. Same arithmetic, in the same order, as updating reading by reading."""
+    everywhere = len(times)
+    plans: dict[tuple[float, int], tuple[list[bool], list[float], float]] = {}
+    alphas: dict[float, float] = {}
+    for name, values in _columns(rows):
+        entry = ema.get(name)
+        if len(values) != everywhere:  # missing from some readings: pair it with its own times
+            series = [(t, row[name]) for t, row in zip(times, rows, strict=True) if name in row]
+            skip = 0
+        else:
+            series, skip = None, 0
+        if entry is None:  # its first reading starts the average
+            first_ts, first_value = series[0] if series is not None else (times[0], values[0])
+            value, last = float(first_value), float(first_ts)
+            skip = 1
+        else:
+            value, last = entry
+        if series is None:
+            plan = plans.get((last, skip))
+            if plan is None:
+                plan = plans[(last, skip)] = _ema_plan(times, last, skip, tau, alphas)
+            mask, factors, last = plan
+            for alpha, x in zip(factors, compress(values, mask), strict=True):
+                value += alpha * (x - value)
+        else:
+            for ts, x in series[skip:]:
+                if ts > last:
+                    alpha = _alpha(ts - last, tau, alphas)
+                    value += alpha * (x - value)
+                    last = ts
+        if entry is None:
+            ema[name] = [value, float(last)]
+        else:
+            entry[0], entry[1] = value, float(last)
+
+
+def _alpha(dt: float, tau: float, cache: dict[float, float]) -> float:
+    alpha = cache.get(dt)
+    if alpha is None:  # readings usually come at one interval: one exp per batch
+        alpha = cache[dt] = 1.0 - math.exp(-dt / tau)
+    return alpha
+
+
+def _ema_plan(
+    times: Sequence[int], last: float, skip: int, tau: float, cache: dict[float, float]
+) -> tuple[list[bool], list[float], float]:
+    """Which of `times` (after the first `skip`) update an average last updated at `last`, the
+    alpha of each update, and the time of the last one."""
+    mask = [False] * skip
+    factors = []
+    for ts in times[skip:]:
+        if ts > last:
+            factors.append(_alpha(ts - last, tau, cache))
+            mask.append(True)
+            last = ts
+        else:
+            mask.append(False)
+    return mask, factors, last
 
 
 def _close(state: DeviceWindows, watermark: int, config: WindowConfig) -> list[dict[str, Any]]:
@@ -232,7 +341,8 @@ def _close(state: DeviceWindows, watermark: int, config: WindowConfig) -> list[d
     if new <= old:
         return []
     for start in [s for s in state.open_panes if s + pane_ms <= new]:
-        state.closed_panes[start] = state.open_panes.pop(start)
+        pane = state.closed_panes[start] = state.open_panes.pop(start)
+        pane.summary()
     max_len = config.max_length_ms
     step_ms = state.step_ms or config.nominal_step_ms
     panes = state.closed_panes
@@ -246,10 +356,22 @@ def _close(state: DeviceWindows, watermark: int, config: WindowConfig) -> list[d
         if starts[index] >= end:  # nothing in any window ending here: jump to the next data
             end = starts[index] + pane_ms
             continue
+        same_span: dict[int, dict[str, dict[str, Any]] | None] = {}  # window length -> its channels
         for spec in config.specs:
             if end % spec.step_ms == 0:
-                record = _window_record(state.device_id, spec, end, panes, config, step_ms)
-                if record is not None:
+                length = spec.length_ms
+                if length not in same_span:  # e.g. the hourly tumbling and sliding windows at :00
+                    same_span[length] = _window_channels(end - length, end, panes, pane_ms, step_ms)
+                channels = same_span[length]
+                if channels is not None:
+                    record = {
+                        "device_id": state.device_id,
+                        "window": spec.name,
+                        "start_ms": end - length,
+                        "end_ms": end,
+                        "expected": max(1, length // step_ms),
+                        "channels": channels,
+                    }
                     emitted.append(record)
                     state.latest[spec.name] = record
         end += pane_ms
@@ -260,49 +382,47 @@ def _close(state: DeviceWindows, watermark: int, config: WindowConfig) -> list[d
     return emitted
 
 
-def _window_record(
-    device_id: str,
-    spec: WindowSpec,
-    end: int,
-    panes: Mapping[int, Pane],
-    config: WindowConfig,
-    step_ms: int,
-) -> dict[str, Any] | None:
-    """One closed window: per channel count, mean, min, max and completeness; None when empty."""
-    start = end - spec.length_ms
-    merged: dict[str, list[float]] = {}
-    for pane_start in range(start, end, config.pane_ms):
-        pane = panes.get(pane_start)
-        if pane is None:
-            continue
-        for name, (count, total, low, high) in pane.stats.items():
-            entry = merged.get(name)
-            if entry is None:
-                merged[name] = [count, total, low, high]
-            else:
-                entry[0] += count
-                entry[1] += total
-                if low < entry[2]:  # noqa: PLR1730 (comparisons beat min/max calls on this hot loop)
-                    entry[2] = low
-                if high > entry[3]:  # noqa: PLR1730
-                    entry[3] = high
-    if not merged:
+def _window_channels(
+    start: int, end: int, panes: Mapping[int, Pane], pane_ms: int, step_ms: int
+) -> dict[str, dict[str, Any]] | None:
+    """The channels of the closed window [start, end): per channel count, mean, min, max and
+    completeness; None when the window holds no reading.
+
+    Pane summaries merge per channel in pane order (sums sequential, the first minimum and maximum
+    kept on ties), so a window's figures do not depend on how its readings were batched."""
+    parts = [
+        pane.stats
+        for pane_start in range(start, end, pane_ms)
+        if (pane := panes.get(pane_start)) is not None and pane.stats
+    ]
+    if not parts:
         return None
-    expected = max(1, spec.length_ms // step_ms)
+    merged: dict[str, list[float]]
+    if len(parts) == 1:  # a 5-minute window, or a longer one with data in one pane only
+        merged = parts[0]
+    else:
+        first, *rest = parts
+        merged = {name: list(entry) for name, entry in first.items()}
+        for stats in rest:
+            for name, (count, total, low, high) in stats.items():
+                entry = merged.get(name)
+                if entry is None:
+                    merged[name] = [count, total, low, high]
+                else:
+                    entry[0] += count
+                    entry[1] += total
+                    if low < entry[2]:  # noqa: PLR1730 (comparisons beat min/max calls on this hot loop)
+                        entry[2] = low
+                    if high > entry[3]:  # noqa: PLR1730
+                        entry[3] = high
+    expected = max(1, (end - start) // step_ms)
     return {
-        "device_id": device_id,
-        "window": spec.name,
-        "start_ms": start,
-        "end_ms": end,
-        "expected": expected,
-        "channels": {
-            name: {
-                "count": int(count),
-                "mean": total / count,
-                "min": low,
-                "max": high,
-                "completeness": min(1.0, count / expected),
-            }
-            for name, (count, total, low, high) in sorted(merged.items())
-        },
+        name: {
+            "count": int(count),
+            "mean": total / count,
+            "min": low,
+            "max": high,
+            "completeness": ratio if (ratio := count / expected) < 1.0 else 1.0,  # min(1.0, ratio)
+        }
+        for name, (count, total, low, high) in sorted(merged.items())
     }

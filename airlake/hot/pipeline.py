@@ -1,9 +1,8 @@
 """The three hot-path stages as plain objects: Kinesis records in, an outcome out.
 
 Each stage processes a whole batch at once (state I/O is batched per device), then reports which
-Kinesis sequence numbers failed. The Lambda handlers hand that set to Powertools' BatchProcessor,
-which builds the `batchItemFailures` response; the local runtime and the tests call `process`
-directly. Failure policy:
+Kinesis sequence numbers failed. The Lambda handlers turn that set into the `batchItemFailures`
+response (airlake.hot.lambda_support); the local runtime and the tests call `process` directly. Failure policy:
 
 * Bad input is never a failure: it is quarantined (`hot/quarantine/`) with its reason and counted,
   so a poison record cannot block its shard.
@@ -20,6 +19,7 @@ import base64
 import functools
 import statistics
 import time
+from binascii import a2b_base64
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,8 +55,11 @@ DEFAULT_WINDOWS: Final = WindowConfig()
 DEFAULT_FAULTS: Final = FaultConfig()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class KinesisRecord:
+    """One record of a Lambda event. Not frozen (a frozen dataclass's __init__ costs several times
+    more, and this is built per record); treat it as immutable all the same."""
+
     sequence_number: str
     data: bytes
     arrival_ms: int
@@ -73,7 +76,7 @@ def parse_records(event: Mapping[str, Any]) -> list[KinesisRecord]:
         out.append(
             KinesisRecord(
                 kinesis["sequenceNumber"],
-                base64.b64decode(kinesis["data"]),
+                a2b_base64(kinesis["data"]),  # what base64.b64decode calls, minus its wrapper
                 int(float(kinesis["approximateArrivalTimestamp"]) * 1000),
                 kinesis.get("partitionKey", ""),
                 event_id.split(":", 1)[0] if ":" in event_id else "shard",
@@ -119,6 +122,9 @@ class _Decoded:
     intervals: dict[str, int] = field(default_factory=dict)  # device -> reporting interval (ms)
 
 
+_NUMBER_TYPES: Final = frozenset((float, int))  # exact types: a bool is not a channel value
+
+
 def decode_calibrated(data: bytes, received_ms: int) -> tuple[list[Reading | Quarantined], int | None]:
     """Decode a record of the calibrated stream, which only the calibrate stage writes; also return
     the device's reporting interval in ms the calibrate stage stamped on it (None when absent).
@@ -145,7 +151,7 @@ def decode_calibrated(data: bytes, received_ms: int) -> tuple[list[Reading | Qua
             and type(seq) is int
             and type(channels) is dict
             and channels
-            and all(type(v) is float or type(v) is int for v in channels.values())
+            and _NUMBER_TYPES.issuperset(map(type, channels.values()))
         ):
             reading = Reading(device_id, ts, seq, channels, obj.get("firmware"), obj.get("model"))
             return [reading], interval_ms(obj.get(REPORT_INTERVAL_FIELD))

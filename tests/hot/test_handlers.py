@@ -187,3 +187,28 @@ def test_classify_handler_on_aws_publishes_a_filterable_alert_once(aws: dict[str
     alert = json.loads(messages[0]["Body"])
     assert (alert["status"], alert["event_type"], alert["site"]) == ("raised", "co2_high", "site-1")
     assert [d["alert_id"] for d in _lake_docs("hot/alerts/dt=2026-03-10/")] == [alert["alert_id"]]
+
+
+def test_partial_batch_response_names_the_failed_records_in_record_order() -> None:
+    from airlake.hot.lambda_support import partial_batch_response
+
+    records = [{"kinesis": {"sequenceNumber": s}} for s in ("49-1", "49-2", "49-3", "49-4")]
+    assert partial_batch_response(records, {"49-4", "49-2"}) == {
+        "batchItemFailures": [{"itemIdentifier": "49-2"}, {"itemIdentifier": "49-4"}]
+    }
+    assert partial_batch_response(records, set()) == {"batchItemFailures": []}
+
+
+def test_the_garbage_collector_is_back_on_after_a_batch_even_when_the_stage_raises() -> None:
+    import gc
+
+    from airlake.hot.lambda_support import run_batch
+
+    def broken(_records: object) -> object:
+        assert not gc.isenabled()  # paused while the stage runs
+        raise RuntimeError("stage bug")
+
+    with pytest.raises(RuntimeError, match="stage bug"):
+        run_batch({"Records": []}, FakeContext(), broken, logger=aggregate_handler.logger,  # type: ignore[arg-type]
+                  metrics=aggregate_handler.metrics)  # fmt: skip
+    assert gc.isenabled()
