@@ -279,19 +279,38 @@ class _Trees:
             for iteration in spec["trees"]
         ]
 
+        self._compiled = self._compile()
+
+    def _compile(self) -> Callable[[Vector], list[float]]:
+        """Turn the trees into one Python function of nested conditional expressions.
+
+        Walking node arrays in a loop costs an interpreted step per node; a compiled expression
+        costs one comparison per level, so the same trees evaluate several times faster. The result
+        is identical: the same thresholds (repr round-trips floats exactly), the same `<=`, the
+        same missing-value direction.
+        """
+        outputs = []
+        for k, baseline in enumerate(self.baseline):
+            terms = [self._tree_source(tree, 0) for tree in (iteration[k] for iteration in self.trees)]
+            outputs.append(" + ".join([repr(baseline), *terms]) if terms else repr(baseline))
+        source = "def score(x):\n    return [" + ", ".join(outputs) + "]\n"
+        namespace: dict[str, Any] = {}
+        exec(compile(source, "<airlake-trees>", "exec"), namespace)
+        function: Callable[[Vector], list[float]] = namespace["score"]
+        return function
+
+    def _tree_source(
+        self, tree: tuple[list[int], list[float], list[int], list[int], list[int], list[float]], node: int
+    ) -> str:
+        feature, threshold, missing_left, left, right, value = tree
+        if not left[node]:
+            return repr(value[node])
+        f, t = feature[node], threshold[node]
+        go_left = f"(x[{f}] <= {t!r} if x[{f}] is not None else {bool(missing_left[node])})"
+        return f"({self._tree_source(tree, left[node])} if {go_left} else {self._tree_source(tree, right[node])})"
+
     def raw(self, x: Vector) -> list[float]:
-        totals = [0.0] * len(self.baseline)
-        for iteration in self.trees:
-            for k, (feature, threshold, missing_left, left, right, value) in enumerate(iteration):
-                node = 0
-                while left[node]:
-                    v = x[feature[node]]
-                    if v is None:
-                        node = left[node] if missing_left[node] else right[node]
-                    else:
-                        node = left[node] if v <= threshold[node] else right[node]
-                totals[k] += value[node]
-        return [b + t for b, t in zip(self.baseline, totals, strict=True)]
+        return self._compiled(x)
 
 
 def _softmax(raw: Sequence[float]) -> list[float]:
