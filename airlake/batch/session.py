@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from pyspark.sql import SparkSession
 
 # Runtime settings (settable on an existing session, e.g. Glue's or the tests' shared one).
@@ -37,6 +39,10 @@ def local_spark(app_name: str, *, cores: int = 2, shuffle_partitions: int = 4) -
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        # Python workers must run this interpreter (the venv's orjson and airlake), not `python3`
+        # from PATH, or the cold path could judge records differently from the hot path.
+        .config("spark.pyspark.python", sys.executable)
+        .config("spark.pyspark.driver.python", sys.executable)
         .config("spark.driver.memory", "2g")
         .config("spark.sql.execution.arrow.pyspark.enabled", "false")
         .getOrCreate()
