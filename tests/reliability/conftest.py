@@ -9,19 +9,11 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-# Spark starts its Python workers with `python3` from PATH unless told otherwise; on a machine
-# where that is another interpreter (here: pyenv's 3.11 with orjson 3.8), the cold path decodes
-# with different libraries than the driver and the hot path. Pin the workers to this interpreter
-# before any test creates the session (see test_spark_workers_run_the_driver_interpreter).
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 
