@@ -193,7 +193,7 @@ def test_kinesis_stream_raises_an_error_that_retrying_cannot_fix() -> None:
 
 def test_producer_put_batch_splits_at_500_records_and_keeps_no_failures_in_its_stats() -> None:
     client = _Stubborn()
-    producer = Producer(client, "calibrated", max_attempts=2, sleep=lambda _s: None)
+    producer = Producer(client, "calibrated", max_attempts=2, sleep=lambda _s: None)  # type: ignore[arg-type]
     records = [(f"d{i}", b"x" if i in (7, 612) else b"ok") for i in range(1_001)]
     assert producer.put_batch(records) == [7, 612]
     assert (client.calls, producer.stats.sent, producer.stats.failed) == (2 + 2 + 1, 999, [])

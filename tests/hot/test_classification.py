@@ -140,7 +140,7 @@ def test_drift_from_the_site_median_raises_after_30_minutes_and_clears_after_30_
 
 def test_redelivered_and_out_of_order_readings_produce_no_transition() -> None:
     # Given a device whose CO2 episode was raised
-    state, entry = DeviceClassState(), {}
+    state, entry = DeviceClassState(), dict[str, Any]()
     batch = [Reading("d1", T0_MS + m * MIN, m, {"co2": 1500.0}) for m in range(7)]
     assert [t.status for t in classify_readings(state, entry, "d1", batch).transitions] == ["raised"]
     # When the same batch is delivered again

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import orjson
@@ -128,9 +129,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         yield env
 
 
-def _lake_docs(prefix: str) -> list[dict]:
+def _lake_docs(prefix: str) -> list[dict[str, Any]]:
     s3 = boto3.client("s3")
-    docs = []
+    docs: list[dict[str, Any]] = []
     for obj in s3.list_objects_v2(Bucket="lake", Prefix=prefix).get("Contents", []):
         body = gzip.decompress(s3.get_object(Bucket="lake", Key=obj["Key"])["Body"].read())
         docs.extend(orjson.loads(line) for line in body.splitlines())

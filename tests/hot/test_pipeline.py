@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 from jsonschema import Draft202012Validator
@@ -17,7 +19,7 @@ from airlake.hot.pipeline import (
     latest_aggregates,
     parse_records,
 )
-from airlake.hot.state import InMemoryStateStore
+from airlake.hot.state import InMemoryStateStore, Key, Write
 from tests.hot.conftest import MIN, T0_MS, kinesis_event, load_event, reading, seqnos
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "alert.v1.json").read_text())
@@ -58,7 +60,7 @@ def test_calibrate_reports_only_the_records_the_stream_refused() -> None:
     assert stage.process(parse_records(event)).failed == {seqnos(event)[1]}
 
 
-def _calibrated(device: str, minutes: list[int], co2: float = 600.0) -> list[dict]:
+def _calibrated(device: str, minutes: list[int], co2: float = 600.0) -> list[dict[str, Any]]:
     return [reading(device, m * MIN, 1000 + m, co2=co2, co=1.0) for m in minutes]
 
 
@@ -151,7 +153,7 @@ def test_alert_schema_rejects_a_document_without_its_attributes() -> None:
 class _RacingStore(InMemoryStateStore):
     """Another writer updates device `b` between this batch's read and its write."""
 
-    def put_many(self, writes):  # type: ignore[no-untyped-def]
+    def put_many(self, writes: Sequence[Write]) -> list[Key]:
         for key in list(self.items):
             if key[0] == "agg#b":
                 body, version, expires = self.items[key]
@@ -244,7 +246,7 @@ def test_one_device_clock_running_ahead_does_not_declare_the_others_silent() -> 
 
 
 class _DownStream:
-    def put_records(self, records):  # type: ignore[no-untyped-def]
+    def put_records(self, records: Sequence[tuple[str, bytes]]) -> list[int]:
         raise ConnectionError("kinesis unreachable")
 
 

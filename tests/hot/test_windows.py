@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from airlake.contract import Reading
@@ -15,7 +17,7 @@ def r(offset_ms: int, seq: int, co2: float, device: str = "d1") -> Reading:
     return Reading(device, T0_MS + offset_ms, seq, {"co2": co2})
 
 
-def summary(emitted: list[dict]) -> list[tuple]:
+def summary(emitted: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [
         (e["window"], (e["start_ms"] - T0_MS) // MIN, (e["end_ms"] - T0_MS) // MIN, channel, c["count"],
          c["mean"], c["min"], c["max"], c["completeness"])
