@@ -26,6 +26,7 @@ from airlake.producer import Producer
 _PUT_RECORDS_ATTEMPTS = 5  # within a Lambda invocation: at most ~1.6 s of backoff in all
 _PUT_RECORDS_MAX_DELAY_S = 1.0
 _PUBLISH_ATTEMPTS = 4
+_PUBLISH_BATCH = 10  # SNS PublishBatch entries per call
 _GZIP_LEVEL = 3  # JSON lines compress ~8x already at level 3, at a third of level 6's CPU
 
 
@@ -42,6 +43,10 @@ class Lake(Protocol):
 class Notifier(Protocol):
     def publish(self, message: str, attributes: Mapping[str, str]) -> None:
         """Publish one message; raises after retries are exhausted."""
+        ...
+
+    def publish_batch(self, entries: Sequence[tuple[str, Mapping[str, str]]]) -> list[bool]:
+        """Publish several messages (in order); whether each was accepted, after retries."""
         ...
 
 
@@ -127,6 +132,17 @@ class MemoryNotifier:
             raise ConnectionError("simulated SNS failure")
         self.messages.append((message, dict(attributes)))
 
+    def publish_batch(self, entries: Sequence[tuple[str, Mapping[str, str]]]) -> list[bool]:
+        accepted = []
+        for message, attributes in entries:
+            try:
+                self.publish(message, attributes)
+            except ConnectionError:
+                accepted.append(False)
+            else:
+                accepted.append(True)
+        return accepted
+
 
 class _Lazy:
     def __init__(self, client_factory: Callable[[], Any]) -> None:
@@ -195,3 +211,42 @@ class SnsNotifier(_Lazy):
                 if attempt == _PUBLISH_ATTEMPTS - 1:
                     raise
                 time.sleep(self.backoff_s * 2**attempt)
+
+    def publish_batch(self, entries: Sequence[tuple[str, Mapping[str, str]]]) -> list[bool]:
+        """PublishBatch, 10 entries a call (the API limit), retrying only the entries that failed.
+
+        One call per ten alerts instead of one per alert: against the local emulator publishing
+        dominated the classify stage. Order within a call is kept; a failed entry is reported,
+        the entries after it are still attempted (callers record exactly what was accepted)."""
+        accepted = [False] * len(entries)
+        pending = list(range(len(entries)))
+        for attempt in range(_PUBLISH_ATTEMPTS):
+            still: list[int] = []
+            for start in range(0, len(pending), _PUBLISH_BATCH):
+                chunk = pending[start : start + _PUBLISH_BATCH]
+                request = [
+                    {
+                        "Id": str(i),
+                        "Message": entries[i][0],
+                        "MessageAttributes": {
+                            k: {"DataType": "String", "StringValue": v} for k, v in entries[i][1].items()
+                        },
+                    }
+                    for i in chunk
+                ]
+                try:
+                    reply = self.client.publish_batch(
+                        TopicArn=self.topic_arn, PublishBatchRequestEntries=request
+                    )
+                except Exception:
+                    still.extend(chunk)
+                    continue
+                for item in reply.get("Successful", []):
+                    accepted[int(item["Id"])] = True
+                still.extend(int(item["Id"]) for item in reply.get("Failed", []))
+            pending = sorted(still)
+            if not pending:
+                break
+            if attempt < _PUBLISH_ATTEMPTS - 1:
+                time.sleep(self.backoff_s * 2**attempt)
+        return accepted

@@ -439,15 +439,19 @@ class ClassifyStage:
             except Exception:
                 failed_devices |= {d for d, group in alerts.items() if group}
                 roster_failed = bool(roster_alerts)
-        for device_id, group in alerts.items():
-            if device_id in failed_devices:
-                continue
-            state = states[device_id][0]
-            if not self._publish(group, state.published, outcome):
-                failed_devices.add(device_id)
         roster_published: list[str] = list(roster_item.doc.get("pub", [])) if roster_item else []
-        if not roster_failed and not self._publish(roster_alerts, roster_published, outcome):
-            roster_failed = True
+        groups: list[tuple[str | None, Sequence[dict[str, Any]], list[str]]] = [
+            (device_id, group, states[device_id][0].published)
+            for device_id, group in alerts.items()
+            if device_id not in failed_devices
+        ]
+        if not roster_failed:
+            groups.append((None, roster_alerts, roster_published))  # None: the shard's roster
+        for key in self._publish(groups, outcome):
+            if key is None:
+                roster_failed = True
+            else:
+                failed_devices.add(key)
 
         expires = int(self.clock()) + STATE_TTL_S
         writes: list[Write] = []
@@ -489,21 +493,35 @@ class ClassifyStage:
             outcome.failed |= decoded.seqnos.get(device_id, set())
         return outcome
 
-    def _publish(self, group: Sequence[dict[str, Any]], published: list[str], outcome: Outcome) -> bool:
-        """Publish each transition not yet recorded; record it after SNS accepted it."""
-        for alert in group:
-            if alert["transition_id"] in published:
-                outcome.counts["alerts_already_published"] += 1
-                continue
-            try:
-                self.notifier.publish(orjson.dumps(alert).decode(), message_attributes(alert))
-            except Exception:
+    def _publish(
+        self, groups: Sequence[tuple[str | None, Sequence[dict[str, Any]], list[str]]], outcome: Outcome
+    ) -> set[str | None]:
+        """Publish every transition not yet recorded, all groups in batched calls; record each one
+        SNS accepted in its group's `published` list. Returns the groups with a failed publish
+        (their readings are retried; what was accepted is already recorded)."""
+        entries: list[tuple[int, dict[str, Any]]] = []
+        for index, (_key, group, published) in enumerate(groups):
+            for alert in group:
+                if alert["transition_id"] in published:
+                    outcome.counts["alerts_already_published"] += 1
+                else:
+                    entries.append((index, alert))
+        if not entries:
+            return set()
+        accepted = self.notifier.publish_batch(
+            [(orjson.dumps(alert).decode(), message_attributes(alert)) for _, alert in entries]
+        )
+        failed: set[str | None] = set()
+        for (index, alert), ok in zip(entries, accepted, strict=True):
+            key, _group, published = groups[index]
+            if not ok:
                 outcome.counts["publish_failed"] += 1
-                return False
+                failed.add(key)
+                continue
             published.append(alert["transition_id"])
             del published[:-PUBLISHED_MEMORY]
             outcome.counts[f"alerts_{alert['status']}"] += 1
-        return True
+        return failed
 
     def _features(
         self, model: Any, device_id: str, readings: Sequence[Reading]
