@@ -55,3 +55,28 @@ def test_the_patched_shard_reads_exactly_what_moto_reads() -> None:
         return [r.sequence_number for r in records], last, maximum  # type: ignore[attr-defined]
 
     assert [comparable(g) for g in got] == [comparable(e) for e in expected]
+
+
+def test_the_patched_sqs_attributes_equal_moto_s_own() -> None:
+    from moto.sqs import models
+
+    original = models.Queue.attributes
+    standard = models.Queue("q", region="us-east-1", account_id="123456789012")
+    fifo = models.Queue(
+        "q.fifo",
+        region="us-east-1",
+        account_id="123456789012",
+        FifoQueue="true",
+        ContentBasedDeduplication="true",
+    )
+    expected = [dict(standard.attributes), dict(fifo.attributes)]
+    moto_patches._patch_sqs_attributes()
+    try:
+        got = [dict(standard.attributes), dict(fifo.attributes)]
+        keys = ("ContentBasedDeduplication", "QueueArn", "Nope")
+        gets = [(q.attributes.get(k), q.attributes.get(k, "d")) for q in (standard, fifo) for k in keys]
+    finally:
+        models.Queue.attributes = original  # type: ignore[method-assign]
+    want = [(e.get(k), e.get(k, "d")) for e in expected for k in keys]
+    assert got == expected
+    assert gets == want
