@@ -193,13 +193,13 @@ def test_registry_interval_flows_from_calibrate_to_aggregate(tmp_path: Path) -> 
     # When the readings are calibrated
     outcome = calibrate.process(parse_records(kinesis_event(raw)))
     # Then the known device's records carry its interval; the unknown one is counted, not stamped
-    docs = [json.loads(data) for _key, data in stream.records]
+    docs = [doc for _key, data in stream.records for doc in _docs(json.loads(data))]
     assert {(d["device_id"], d.get("report_interval_s")) for d in docs} == {("k1", 900), ("k2", None)}
     assert outcome.counts["default_interval_devices"] == 1
     # When the calibrated stream is aggregated
     lake = MemoryLake()
     aggregate = AggregateStage(InMemoryStateStore(), lake)
-    aggregate.process(parse_records(kinesis_event([json.loads(data) for _key, data in stream.records])))
+    aggregate.process(parse_records(kinesis_event(docs)))
     # Then k1's hour is complete at 4 expected readings; k2 keeps the 60-s default (60 expected)
     hourly = {
         (a["device_id"], a["expected"], a["channels"]["co2"]["completeness"])
@@ -230,3 +230,8 @@ def test_classify_takes_the_interval_from_its_own_registry_when_the_record_lacks
 )  # fmt: skip
 def test_interval_values_other_than_positive_numbers_fall_back(value: object, expected: int | None) -> None:
     assert interval_ms(value) == expected
+
+
+def _docs(payload: Any) -> list[Any]:
+    """A calibrated record holds one document, or a device's documents as a JSON array."""
+    return payload if isinstance(payload, list) else [payload]

@@ -65,7 +65,8 @@ class MemoryKinesis:
         results = []
         for entry in Records:
             doc = orjson.loads(entry["Data"])
-            arrival = int(doc.get("ts", T0_MS)) + 2_000
+            first = doc[0] if isinstance(doc, list) else doc  # a device's calibrated readings as an array
+            arrival = int(first.get("ts", T0_MS)) + 2_000
             results.append(
                 {"SequenceNumber": self.put(StreamName, entry["PartitionKey"], entry["Data"], arrival),
                  "ShardId": "shardId-000000000000"}
@@ -127,7 +128,9 @@ class Run:
     on_failure: list[dict[str, Any]] = field(default_factory=list)
 
     def calibrated_keys(self) -> list[tuple[str, int, int]]:
-        docs = [orjson.loads(r["Data"]) for r in self.kinesis.streams["calibrated"]]
+        payloads = [orjson.loads(r["Data"]) for r in self.kinesis.streams["calibrated"]]
+        # a calibrated record holds one reading, or a device's readings of the batch as an array
+        docs = [d for p in payloads for d in (p if isinstance(p, list) else [p])]
         return [(d["device_id"], d["ts"], d["seq"]) for d in docs]
 
     def aggregates(self) -> list[bytes]:

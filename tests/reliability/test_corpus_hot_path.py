@@ -75,13 +75,14 @@ def _is_array_element(payload: bytes) -> bool:
 
 def test_every_accepted_reading_reaches_the_calibrated_stream_once_with_its_channels(hot_run: Any) -> None:
     _event, _response, stream, _lake = hot_run
-    out = [orjson.loads(data) for _key, data in stream.records]
+    # a calibrated record holds one reading, or a device's readings of the batch as a JSON array
+    out = [doc for _key, data in stream.records for doc in _docs(orjson.loads(data))]
     keys = Counter((doc["device_id"], doc["ts"], doc["seq"]) for doc in out)
     expected = Counter(key for case in CORPUS.cases for key in case.accepted_keys)
     assert keys == expected
     assert max(keys.values()) == 1
     # the partition key is the device, and the raw channels travel with the calibrated ones
-    assert all(key == doc["device_id"] for (key, _data), doc in zip(stream.records, out, strict=True))
+    assert all(key == doc["device_id"] for key, data in stream.records for doc in _docs(orjson.loads(data)))
     assert all({"co", "nox", "no2"} >= set(doc["calibrated"]) for doc in out)
     sixty_four = next(doc for doc in out if len(doc["channels"]) >= 64)
     assert {f"c{i:02d}" for i in range(64)} <= set(sixty_four["channels"])
@@ -91,7 +92,7 @@ def test_the_calibrated_corpus_is_taken_whole_by_aggregate_and_classify(hot_run:
     # Given the calibrated stream's records, delivered to the next two stages
     _event, _response, stream, _lake = hot_run
     calibrated = kinesis_event([data for _key, data in stream.records], arrival_ms=CORPUS.received_ms)
-    readings = len(stream.records)
+    readings = sum(len(_docs(orjson.loads(data))) for _key, data in stream.records)
     # When aggregate and classify process them
     aggregate = AggregateStage(InMemoryStateStore(), MemoryLake(), clock=lambda: CORPUS.received_ms / 1000)
     classify = ClassifyStage(
@@ -103,3 +104,7 @@ def test_the_calibrated_corpus_is_taken_whole_by_aggregate_and_classify(hot_run:
     assert (agg.failed, dict(agg.quarantined), cls.failed, dict(cls.quarantined)) == (set(), {}, set(), {})
     assert agg.counts["accepted"] + agg.counts["late"] == readings
     assert cls.counts["applied"] == readings
+
+
+def _docs(payload: Any) -> list[Any]:
+    return payload if isinstance(payload, list) else [payload]
