@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from pyspark.sql import SparkSession
+
+LOG4J2 = Path(__file__).with_name("log4j2.properties")
 
 # Runtime settings (settable on an existing session, e.g. Glue's or the tests' shared one).
 RUNTIME_CONF: dict[str, str] = {
@@ -43,6 +46,7 @@ def local_spark(app_name: str, *, cores: int = 2, shuffle_partitions: int = 4) -
         # from PATH, or the cold path could judge records differently from the hot path.
         .config("spark.pyspark.python", sys.executable)
         .config("spark.pyspark.driver.python", sys.executable)
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{LOG4J2}")
         .config("spark.driver.memory", "2g")
         .config("spark.sql.execution.arrow.pyspark.enabled", "false")
         .getOrCreate()

@@ -50,8 +50,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--upload-every",
         type=int,
-        default=1,
-        help="readings a device buffers per upload (a JSON-array record)",
+        default=4,
+        help="readings a device buffers per upload, as one JSON-array record (default 4: hourly uploads)",
     )
     parser.add_argument(
         "--stage", default="local", help="settings from cdk.json context.stages (default local)"

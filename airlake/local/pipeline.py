@@ -288,18 +288,23 @@ def mirror_lake(s3: Any, bucket: str, target: Path, prefixes: tuple[str, ...]) -
     PySpark here has no S3 connector for moto (the hadoop-aws jars are not on a reachable
     registry), so the local lake is a mirror of the bucket with the same keys.
     """
-    copied = 0
+    wanted: list[str] = []
     paginator = s3.get_paginator("list_objects_v2")
     for prefix in prefixes:
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 path = target / item["Key"]
-                if path.exists() and path.stat().st_size == item["Size"]:
-                    continue
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
-                copied += 1
-    return copied
+                if not (path.exists() and path.stat().st_size == item["Size"]):
+                    wanted.append(item["Key"])
+
+    def copy(key: str) -> None:
+        path = target / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="mirror") as pool:
+        list(pool.map(copy, wanted))
+    return len(wanted)
 
 
 def summary_document(result: PipelineResult) -> dict[str, Any]:
