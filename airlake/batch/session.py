@@ -51,5 +51,5 @@ def local_spark(app_name: str, *, cores: int = 2, shuffle_partitions: int = 4) -
         .config("spark.sql.execution.arrow.pyspark.enabled", "false")
         .getOrCreate()
     )
-    spark.sparkContext.setLogLevel("WARN")
+    spark.sparkContext.setLogLevel("ERROR")
     return configure(spark)
