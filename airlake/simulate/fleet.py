@@ -226,8 +226,8 @@ class Fleet:
         kind = str(rng.choice(FAULT_TYPES))
         begin = cfg.start_ms + int(rng.uniform(0.05, 0.9) * cfg.days * DAY_MS)
         begin -= begin % (cfg.step_s * MS_PER_S)
-        if kind == "spike":
-            length, channel = 3 * cfg.step_s * MS_PER_S, str(rng.choice(["pm25", "mox_co", "voc"]))
+        if kind == "spike":  # one sample far off, then back: an isolated spike
+            length, channel = cfg.step_s * MS_PER_S, str(rng.choice(["pm25", "mox_co", "voc"]))
         elif kind == "drift":
             length, channel = cfg.end_ms - begin, str(rng.choice(MOX_CHANNELS))
         elif kind == "saturation":
@@ -310,7 +310,8 @@ class Fleet:
         channels["abs_humidity"] = _interp(self._values["abs_humidity"], hours)
         nox = _interp(self._values["ref_nox"], hours)
         nox = np.where(np.isnan(nox), 150.0, nox)
-        channels["pm25"] = np.clip(4.0 + 0.025 * nox + rng.gamma(2.0, 0.8, len(steps)), 0, None)
+        # Indoor PM2.5: a few ug/m3 plus what infiltrates from outdoors (NOx as the traffic proxy).
+        channels["pm25"] = np.clip(3.0 + 0.008 * nox + rng.gamma(2.0, 0.6, len(steps)), 0, None)
         lagged_t = _interp(self._values["temperature"], hours - 1.0)
         channels["voc"] = np.clip(
             80
