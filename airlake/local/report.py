@@ -80,7 +80,7 @@ def _alerts_plot(raised: list[dict[str, Any]]) -> str:
     figure, axis = plt.subplots(figsize=(11, 5))
     devices = sorted({alert["device_id"] for alert in raised})
     colours = {"critical": "tab:red", "warning": "tab:orange", "info": "tab:blue"}
-    markers = {"event": "o", "fault": "x"}
+    markers = {"air_quality": "o", "device_fault": "x"}
     for (category, severity), marker_colour in (
         ((c, s), (markers[c], colours[s])) for c in markers for s in colours
     ):
