@@ -12,12 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ORIGINAL = Path("data/uci_air_quality/AirQualityUCI.csv")
 CLEAN = Path("data/uci_air_quality/AirQualityUCI_clean.csv")
-MISSING = -200.0
 
 # Raw UCI column -> wire channel / calibrated output name, used for the fleet artifacts.
 WIRE_NAMES: dict[str, str] = {
@@ -47,14 +45,11 @@ SENSOR_COLUMNS: tuple[str, ...] = (
 
 def clean_uci(original: Path = ORIGINAL) -> pd.DataFrame:
     """The original table with a `Timestamp` column, NaN for -200, no empty rows or columns."""
-    raw = pd.read_csv(original, sep=";", decimal=",", dtype=str, keep_default_na=False)
-    raw = raw.loc[:, [c for c in raw.columns if c and not c.startswith("Unnamed")]]
-    raw = raw.loc[raw["Date"].str.strip() != ""].reset_index(drop=True)
-    stamps = pd.to_datetime(raw["Date"] + " " + raw["Time"], format="%d/%m/%Y %H.%M.%S")
-    values = raw.drop(columns=["Date", "Time"]).apply(lambda col: pd.to_numeric(col.str.replace(",", ".")))
-    values = values.mask(values == MISSING, np.nan)
-    values.insert(0, "Timestamp", stamps.dt.strftime("%Y-%m-%dT%H:%M:%S"))
-    return values
+    from airlake.uci import load_uci
+
+    frame = load_uci(original).reset_index()
+    frame.insert(0, "Timestamp", frame.pop("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S"))
+    return frame
 
 
 def write_clean(original: Path = ORIGINAL, destination: Path = CLEAN) -> int:
