@@ -54,15 +54,19 @@ def verify(state_dir: Path) -> VerifyReport:
     con = duckdb.connect()
     readings_glob = str(lake / "curated" / "readings" / "**" / "*.parquet")
     quarantine_glob = str(lake / "curated" / "quarantine" / "**" / "*.parquet")
-    rows, keys = con.execute(
-        f"SELECT count(*), count(DISTINCT (device_id, ts_ms, seq)) FROM read_parquet('{readings_glob}')"
-    ).fetchone() or (0, 0)
+    rows, keys = 0, 0
+    if any((lake / "curated" / "readings").rglob("*.parquet")):
+        rows, keys = con.execute(
+            f"SELECT count(*), count(DISTINCT (device_id, ts_ms, seq)) FROM read_parquet('{readings_glob}')"
+        ).fetchone() or (0, 0)
     report.check(rows == keys, f"curated readings: {rows:,} rows, {keys:,} distinct idempotency keys")
-    by_reason = dict(
-        con.execute(
-            f"SELECT reason, count(*) FROM read_parquet('{quarantine_glob}') GROUP BY 1 ORDER BY 1"
-        ).fetchall()
-    )
+    by_reason: dict[str, int] = {}
+    if any((lake / "curated" / "quarantine").rglob("*.parquet")):
+        by_reason = dict(
+            con.execute(
+                f"SELECT reason, count(*) FROM read_parquet('{quarantine_glob}') GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        )
     quarantined = sum(by_reason.values())
     duplicates = elements - rows - quarantined
     report.check(
