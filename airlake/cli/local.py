@@ -42,7 +42,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--devices", type=int, default=20)
     parser.add_argument("--days", type=float, default=60.0)
     parser.add_argument(
-        "--step", type=int, default=900, help="seconds between a device's readings (default 900)"
+        "--step", type=int, default=1200, help="seconds between a device's readings (default 1200)"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--malformed-rate", type=float, default=0.002)
@@ -50,8 +50,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--upload-every",
         type=int,
-        default=4,
-        help="readings a device buffers per upload, as one JSON-array record (default 4: hourly uploads)",
+        default=3,
+        help="readings a device buffers per upload, as one JSON-array record (default 3: hourly uploads)",
     )
     parser.add_argument(
         "--stage", default="local", help="settings from cdk.json context.stages (default local)"

@@ -39,11 +39,11 @@ DEFAULT_MODELS_DIR: Final = ROOT / "models"
 class PipelineOptions:
     devices: int = 20
     days: float = 60.0
-    step_s: int = 900
+    step_s: int = 1200
     seed: int = 0
     malformed_rate: float = 0.002
     duplicate_rate: float = 0.003
-    upload_every: int = 1  # readings per Kinesis record (devices that buffer and upload arrays)
+    upload_every: int = 3  # readings per Kinesis record (devices that buffer and upload arrays)
     stage: str = "local"  # cdk.json stage "local": dev settings with 1,000-record batches
     state_dir: Path = DEFAULT_STATE_DIR
     models_dir: Path = DEFAULT_MODELS_DIR
