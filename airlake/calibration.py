@@ -42,6 +42,10 @@ from airlake.contract.limits import CHANNEL_RANGES
 from airlake.ml.runtime import LoadedModel, load_artifact_files
 
 TARGETS: Final = ("co", "nox", "no2")
+# Decimals kept in a calibrated value: ten times finer than the reference analysers the models are
+# trained against resolve (CO 0.1 mg/m3, NOx 1 ppb, NO2 1 ug/m3). The digits beyond are model noise,
+# and storing them costs the curated lake ~15 bytes a reading (full-precision doubles do not compress).
+OUTPUT_DECIMALS: Final = {"co": 2, "nox": 1, "no2": 1}
 REGISTRY_FILE: Final = "registry.json"
 DEVICES_FILE: Final = "devices.json"
 DEFAULT_MODELS_DIR: Final = Path(__file__).resolve().parent.parent / "models"
@@ -276,6 +280,8 @@ class Calibrator:
     def __init__(self, provider: ModelProvider) -> None:
         self.provider = provider
         self._states: dict[tuple[str, str, str], object] = {}
+        self._plan_models: ModelSet | None = None  # the model set `_plans` were made for
+        self._plans: dict[str | None, tuple[_Step, ...]] = {}  # device (None: fleet) -> its plan
 
     @property
     def version(self) -> str:
@@ -293,16 +299,20 @@ class Calibrator:
         """Calibrated `co`, `nox`, `no2` for one reading, and the model version used.
 
         A target is omitted when any input of its model is missing. Results are clipped to the
-        physical range of the output channel (a linear model can go below zero in clean air).
+        physical range of the output channel (a linear model can go below zero in clean air),
+        then rounded to OUTPUT_DECIMALS.
         """
         models = self.provider.models
+        if models is not self._plan_models:  # a new model set: the plans are rebuilt as needed
+            self._plan_models, self._plans = models, {}
         overrides = models.devices.get(device_id)
+        plan_key = device_id if overrides else None  # devices without overrides share the fleet's plan
+        plan = self._plans.get(plan_key)
+        if plan is None:
+            plan = self._plans[plan_key] = _plan(models, overrides)
         out: dict[str, float] = {}
-        for target in TARGETS:
-            model = (overrides or {}).get(target) or models.fleet.get(target)
-            if model is None:
-                continue
-            folded = models.fast.get(id(model))
+        vectors: dict[str, list[float | None]] = {}  # row-only feature vectors by feature specs
+        for target, model, folded, low, high, decimals in plan:
             if folded is not None:
                 total = folded.bias
                 for name, alias, weight in folded.terms:
@@ -311,8 +321,7 @@ class Calibrator:
                         break
                     total += weight * value
                 else:
-                    low, high, _unit = CHANNEL_RANGES[target]
-                    out[target] = min(max(total, low), high)
+                    out[target] = round(min(max(total, low), high), decimals)
                 continue
             row: dict[str, float] = {}
             for name in model.inputs:
@@ -323,16 +332,35 @@ class Calibrator:
                         break
                 row[name] = value
             else:
-                state = None
                 if model.temporal:  # per-device causal feature state, kept for this container's life
                     state_key = (device_id, target, model.version)
                     state = self._states.get(state_key)
                     if state is None:
                         state = self._states[state_key] = model.new_state()
-                value = float(model.predict_one(row, ts_ms=ts_ms, state=state))
-                low, high, _unit = CHANNEL_RANGES[target]
-                out[target] = min(max(value, low), high)
+                    value = float(model.predict_one(row, ts_ms=ts_ms, state=state))
+                else:  # row-only features depend on the row alone: targets whose models share them
+                    vector = vectors.get(model.pipeline.key)  # (the fleet's usually do) compute them once
+                    if vector is None:
+                        vector = vectors[model.pipeline.key] = model.features(row)
+                    value = float(model.predict_features(vector))
+                out[target] = round(min(max(value, low), high), decimals)
         return out, models.version
+
+
+# One target of a device's calibration plan: its model (and folded form), output range and decimals.
+_Step = tuple[str, LoadedModel, FastLinear | None, float, float, int]
+
+
+def _plan(models: ModelSet, overrides: Mapping[str, LoadedModel] | None) -> tuple[_Step, ...]:
+    """What `calibrate_channels` looks up per target, resolved once per device and model set:
+    the device's own model else the fleet's, its folded form, the clip range and the decimals."""
+    steps = []
+    for target in TARGETS:
+        model = (overrides or {}).get(target) or models.fleet.get(target)
+        if model is not None:
+            low, high, _unit = CHANNEL_RANGES[target]
+            steps.append((target, model, models.fast.get(id(model)), low, high, OUTPUT_DECIMALS[target]))
+    return tuple(steps)
 
 
 def _aliased(channels: Mapping[str, float], name: str) -> float | None:
