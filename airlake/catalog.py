@@ -119,8 +119,9 @@ _DT_ARRIVAL = Column("dt", "string", "arrival date (UTC) of the record, yyyy-MM-
 _DT_PERIOD = Column("dt", "string", "UTC date of the period start, yyyy-MM-dd")
 _DT_WINDOW = Column("dt", "string", "UTC date of the window start (aggregates) or of the transition (alerts)")
 
-# Channels stored as top-level columns of curated readings (cheap column pruning); every channel,
-# known or not, is also in the `channels` map. Units follow airlake.contract.limits.CHANNEL_RANGES.
+# Channels stored as top-level columns of curated readings (cheap column pruning); any other channel
+# a device sends is kept in the `other_channels` map, so every channel sent is in exactly one place
+# (a copy of the known ones in the map doubled the table's size: map values do not compress). Units follow airlake.contract.limits.CHANNEL_RANGES.
 WIDE_CHANNELS: Final[tuple[tuple[str, str], ...]] = (
     ("co2", "CO2 concentration, ppm (NDIR)"),
     ("pm25", "PM2.5 mass concentration, ug/m3"),
@@ -178,7 +179,11 @@ READINGS = Table(
         Column("seq", "bigint", "producer sequence number, increasing per device"),
         Column("firmware", "string", "firmware version reported with the reading"),
         Column("model", "string", "device hardware model reported with the reading"),
-        Column("channels", "map<string,double>", "every channel sent, known or not, raw units"),
+        Column(
+            "other_channels",
+            "map<string,double>",
+            "channels sent that have no column of their own (new or unknown names), raw units",
+        ),
         *(Column(name, "double", comment) for name, comment in WIDE_CHANNELS),
         *(Column(name, "double", comment) for name, _ref, comment in CALIBRATED_CHANNELS),
         Column("model_version", "string", "calibration model version used (null when none)"),

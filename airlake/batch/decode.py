@@ -33,6 +33,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 # Top-level columns of curated readings, in the order decode rows carry them (from the catalog).
 WIDE_CHANNEL_NAMES: tuple[str, ...] = tuple(name for name, _comment in WIDE_CHANNELS)
+_WIDE = frozenset(WIDE_CHANNEL_NAMES)
 CALIBRATED_NAMES: tuple[str, ...] = tuple(name for name, _ref, _comment in CALIBRATED_CHANNELS)
 
 KIND_READING = "reading"
@@ -52,7 +53,7 @@ DECODED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("seq", "bigint"),
     ("firmware", "string"),
     ("model", "string"),
-    ("channels", "map<string,double>"),
+    ("other_channels", "map<string,double>"),
     *((name, "double") for name in WIDE_CHANNEL_NAMES),
     *((name, "double") for name in CALIBRATED_NAMES),
     ("model_version", "string"),
@@ -149,7 +150,7 @@ def decode_files(
                         result.seq,
                         result.firmware,
                         result.model,
-                        channels,
+                        {name: value for name, value in channels.items() if name not in _WIDE},
                         *(channels.get(name) for name in WIDE_CHANNEL_NAMES),
                         *(_as_float(calibrated.get(name)) for name in CALIBRATED_NAMES),
                         model_version,

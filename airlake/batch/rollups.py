@@ -21,7 +21,7 @@ from typing import Literal
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F  # noqa: N812
 
-from airlake.catalog import CALIBRATED_CHANNELS, ROLLUPS_HOURLY
+from airlake.catalog import CALIBRATED_CHANNELS, ROLLUPS_HOURLY, WIDE_CHANNELS
 
 Period = Literal["hour", "day"]
 PERIOD_SECONDS: dict[str, int] = {"hour": 3600, "day": 86_400}
@@ -29,38 +29,42 @@ P95_ACCURACY = 10_000
 ROLLUP_COLUMNS: tuple[str, ...] = (*ROLLUPS_HOURLY.column_names, "dt")
 
 _CALIBRATED = {name: ref for name, ref, _comment in CALIBRATED_CHANNELS}
+_WIDE = tuple(name for name, _comment in WIDE_CHANNELS)
 
 
 def long_values(readings: DataFrame) -> DataFrame:
     """Curated readings -> one row per (device_id, ts_ms, channel, value, ref).
 
-    Wire channels come from the `channels` map; the calibrated outputs come from the
-    calibrated columns (a device that sends `co` itself is taken as already calibrated), with
-    the matching reference value in `ref` for residuals.
+    Wire channels come from the channel columns and the `other_channels` map; the calibrated
+    outputs come from the calibrated columns (a device that sends `co` itself, in the map, is taken
+    as already calibrated), with the matching reference value in `ref` for residuals.
     """
     calibrated_names = list(_CALIBRATED)
-    wire = (
-        readings.select("device_id", "ts", "ts_ms", F.explode("channels").alias("channel", "value"))
-        .where(~F.col("channel").isin(calibrated_names))
-        .withColumn("ref", F.lit(None).cast("double"))
+    keys = ("device_id", "ts", "ts_ms")
+    columns = readings.select(
+        *keys,
+        F.inline(F.array(*(F.struct(F.lit(n).alias("channel"), F.col(n).alias("value")) for n in _WIDE))),
+    ).where(F.col("value").isNotNull())
+    others = readings.select(*keys, F.explode("other_channels").alias("channel", "value")).where(
+        ~F.col("channel").isin(calibrated_names)
     )
-    parts = [wire]
+    parts = [columns.unionByName(others).withColumn("ref", F.lit(None).cast("double"))]
     for name, ref in _CALIBRATED.items():
-        value = F.coalesce(F.col(name), F.col("channels").getItem(name))
+        value = F.coalesce(F.col(name), F.col("other_channels").getItem(name))
         parts.append(
             readings.select(
-                "device_id",
-                "ts",
-                "ts_ms",
-                F.lit(name).alias("channel"),
-                value.alias("value"),
-                F.col("channels").getItem(ref).alias("ref"),
+                *keys, F.lit(name).alias("channel"), value.alias("value"), _channel(ref).alias("ref")
             ).where(F.col("value").isNotNull())
         )
     out = parts[0]
     for part in parts[1:]:
         out = out.unionByName(part)
     return out
+
+
+def _channel(name: str) -> Column:
+    """A wire channel's value: its own column when it has one, else its entry in `other_channels`."""
+    return F.col(name) if name in _WIDE else F.col("other_channels").getItem(name)
 
 
 def device_steps(readings: DataFrame, period: Period) -> DataFrame:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from airlake.calibration import BUILTIN_LINEAR, BUILTIN_VERSION, OUTPUT_DECIMALS, load_calibrator
 

@@ -93,7 +93,7 @@ def curated(spark: Any, lake: Path) -> list[tuple[Any, ...]]:
     for row in frame.collect():
         values = row.asDict(recursive=True)
         values["source_file"] = values["source_file"].rsplit("/", 1)[-1]
-        values["channels"] = sorted(values["channels"].items())
+        values["other_channels"] = sorted(values["other_channels"].items())
         rows.append(tuple(sorted(values.items())))
     return sorted(rows, key=repr)
 

@@ -31,7 +31,16 @@ def utc(text: str) -> datetime:
 def curated_rows(spark: SparkSession, lake: Path) -> list[tuple[object, ...]]:
     frame = spark.read.schema(READINGS_SCHEMA).parquet(str(lake / "curated" / "readings"))
     rows = frame.select(
-        "dt", "device_id", "ts", "ts_ms", "seq", "co2", "temperature", "channels", "received_at", "line_no"
+        "dt",
+        "device_id",
+        "ts",
+        "ts_ms",
+        "seq",
+        "co2",
+        "temperature",
+        "other_channels",
+        "received_at",
+        "line_no",
     ).collect()
     return sorted(tuple(r) for r in rows)
 
@@ -60,7 +69,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # The same reading again, arriving an hour later (a producer retry): a duplicate.
     write_raw(root, "2024-03-10", 11, "b.gz", [reading("dev-a", MAR10_10H, 1, co2=999.0)])
     # A reading stamped the day before, arriving after midnight: event time decides its partition.
-    write_raw(root, "2024-03-10", 0, "c.gz", [reading("dev-b", MAR09_2359, 7, pm25=12.0)])
+    write_raw(root, "2024-03-10", 0, "c.gz", [reading("dev-b", MAR09_2359, 7, pm25=12.0, radon=30.0)])
     return root
 
 
@@ -94,7 +103,7 @@ def test_first_run_decodes_quarantines_deduplicates_and_partitions_by_event_time
             7,
             None,
             None,
-            {"pm25": 12.0},
+            {"radon": 30.0},  # a channel with no column of its own
             utc("2024-03-10 00:00:00"),
             1,
         ),
@@ -106,7 +115,7 @@ def test_first_run_decodes_quarantines_deduplicates_and_partitions_by_event_time
             1,
             420.0,
             21.5,
-            {"co2": 420.0, "temperature": 21.5},
+            {},  # co2 and temperature are in their columns
             utc("2024-03-10 10:00:00"),
             1,
         ),
@@ -118,7 +127,7 @@ def test_first_run_decodes_quarantines_deduplicates_and_partitions_by_event_time
             2,
             425.0,
             None,
-            {"co2": 425.0},
+            {},
             utc("2024-03-10 10:00:00"),
             3,
         ),

@@ -9,6 +9,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from airlake.batch.rollups import ROLLUP_COLUMNS, rollup
+from airlake.catalog import WIDE_CHANNELS
 from tests.spark.conftest import spark_utc
 
 pytestmark = pytest.mark.spark
@@ -30,17 +31,19 @@ def readings(spark: SparkSession) -> DataFrame:
         ("d1", H10 + 20 * MIN, {"temperature": 22.0}, 2.0),
         ("d1", H10 + 40 * MIN, {"temperature": 23.0}, None),
         ("d1", H10 + 50 * MIN, {"temperature": 24.0}, None),
-        ("d2", H10 + 5 * MIN, {"temperature": 10.0}, None),
+        ("d2", H10 + 5 * MIN, {"temperature": 10.0, "radon": 40.0}, None),  # radon: no column, in the map
     ]
     frame = spark.createDataFrame(
         [(d, t, c, co) for d, t, c, co in rows],
         "device_id string, ts_ms bigint, channels map<string,double>, co double",
     )
+    wide = [name for name, _comment in WIDE_CHANNELS]
     return frame.selectExpr(
         "device_id",
         "timestamp_millis(ts_ms) AS ts",
         "ts_ms",
-        "channels",
+        *(f"channels['{name}'] AS {name}" for name in wide),
+        f"map_filter(channels, (k, v) -> k NOT IN ({', '.join(repr(n) for n in wide)})) AS other_channels",
         "co",
         "CAST(NULL AS double) AS nox",
         "CAST(NULL AS double) AS no2",
@@ -68,6 +71,7 @@ def test_hourly_rollup_values_completeness_and_residuals(readings: DataFrame) ->
         ("d1", "ref_co", hour, 2, 1.5, 1.0, 2.0, 2.0, *step, 2 / 6, *NO_RESIDUALS, "2024-03-10"),
         ("d1", "temperature", hour, 5, 22.0, 20.0, 24.0, 24.0, *step, 5 / 6, *NO_RESIDUALS, "2024-03-10"),
         # one sample: no interval to infer a step from, so completeness is unknown, not guessed
+        ("d2", "radon", hour, 1, 40.0, 40.0, 40.0, 40.0, None, None, None, *NO_RESIDUALS, "2024-03-10"),
         ("d2", "temperature", hour, 1, 10.0, 10.0, 10.0, 10.0, None, None, None, *NO_RESIDUALS, "2024-03-10"),
     ]
 
@@ -82,5 +86,6 @@ def test_daily_rollup_with_a_configured_step(readings: DataFrame) -> None:
         ("d1", "co", day, 3, 60.0, 1440.0, 3 / 1440),
         ("d1", "ref_co", day, 2, 60.0, 1440.0, 2 / 1440),
         ("d1", "temperature", day, 5, 60.0, 1440.0, 5 / 1440),
+        ("d2", "radon", day, 1, 60.0, 1440.0, 1 / 1440),
         ("d2", "temperature", day, 1, 60.0, 1440.0, 1 / 1440),
     ]

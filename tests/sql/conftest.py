@@ -62,7 +62,7 @@ def reading(device: str, ts: datetime, seq: int, firmware: str, **channels: floa
         "ts_ms": int(ts.timestamp() * 1000),
         "seq": seq,
         "firmware": firmware,
-        "channels": channels,
+        "other_channels": {},
         **channels,
         "received_at": ts.replace(minute=0),
         "dt": ts.date().isoformat(),
@@ -169,7 +169,9 @@ def build_lake(lake: Path) -> None:
         "shard_id": "s",
         "arrival": "2024-03-10T10:00:00Z",
     }
-    write_json_lines(lake / "hot" / "quarantine" / "dt=2024-03-10", "q-1.json.gz", [hot])
+    # The calibrate Lambda's copy of a bad device record, and a calibrated record only classify saw
+    downstream = hot | {"stage": "classify", "reason": "wrong_type", "sequence_number": "2"}
+    write_json_lines(lake / "hot" / "quarantine" / "dt=2024-03-10", "q-1.json.gz", [hot, downstream])
     alert = {"schema_version": "1", "channel": "co2", "episode_start": "2024-03-10T10:00:00Z", "detail": "m"}
     write_json_lines(
         lake / "hot" / "alerts" / "dt=2024-03-10",

@@ -95,10 +95,12 @@ def test_calibration_residuals(local_lake: LocalLake) -> None:
 
 
 def test_quarantine_reasons_over_time(local_lake: LocalLake) -> None:
-    # batch + hot quarantine together: on the 10th, 2 invalid_json (1 batch, 1 hot) and 2 out_of_range.
+    # On the 10th: 1 invalid_json and 2 out_of_range from the batch quarantine; the calibrate Lambda's
+    # copy of the invalid_json record is not counted again; classify's wrong_type is only in hot.
     assert run(local_lake, "quarantine_reasons_over_time") == [
-        ("2024-03-10", "invalid_json", 2, 0.5),
         ("2024-03-10", "out_of_range", 2, 0.5),
+        ("2024-03-10", "invalid_json", 1, 0.25),
+        ("2024-03-10", "wrong_type", 1, 0.25),
         ("2024-03-11", "invalid_json", 1, 1.0),
     ]
 
@@ -139,11 +141,12 @@ def test_view_air_quality_daily(local_lake: LocalLake) -> None:
 
 
 def test_view_quarantine_daily(local_lake: LocalLake) -> None:
-    assert view(local_lake, "quarantine_daily", "source_path, dt, reason") == [
-        ("batch", "2024-03-10", "invalid_json", 1, 0),
-        ("batch", "2024-03-10", "out_of_range", 2, 1),
-        ("batch", "2024-03-11", "invalid_json", 1, 0),
-        ("hot", "2024-03-10", "invalid_json", 1, 0),
+    assert view(local_lake, "quarantine_daily", "source_path, stage_name, dt, reason") == [
+        ("batch", "raw_to_curated", "2024-03-10", "invalid_json", 1, 0),
+        ("batch", "raw_to_curated", "2024-03-10", "out_of_range", 2, 1),
+        ("batch", "raw_to_curated", "2024-03-11", "invalid_json", 1, 0),
+        ("hot", "calibrate", "2024-03-10", "invalid_json", 1, 0),
+        ("hot", "classify", "2024-03-10", "wrong_type", 1, 0),
     ]
 
 
