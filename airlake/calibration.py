@@ -280,8 +280,6 @@ class Calibrator:
     def __init__(self, provider: ModelProvider) -> None:
         self.provider = provider
         self._states: dict[tuple[str, str, str], object] = {}
-        self._plan_models: ModelSet | None = None  # the model set `_plans` were made for
-        self._plans: dict[str | None, tuple[_Step, ...]] = {}  # device (None: fleet) -> its plan
 
     @property
     def version(self) -> str:
@@ -303,16 +301,13 @@ class Calibrator:
         then rounded to OUTPUT_DECIMALS.
         """
         models = self.provider.models
-        if models is not self._plan_models:  # a new model set: the plans are rebuilt as needed
-            self._plan_models, self._plans = models, {}
         overrides = models.devices.get(device_id)
-        plan_key = device_id if overrides else None  # devices without overrides share the fleet's plan
-        plan = self._plans.get(plan_key)
-        if plan is None:
-            plan = self._plans[plan_key] = _plan(models, overrides)
         out: dict[str, float] = {}
-        vectors: dict[str, list[float | None]] = {}  # row-only feature vectors by feature specs
-        for target, model, folded, low, high, decimals in plan:
+        for target in TARGETS:
+            model = (overrides or {}).get(target) or models.fleet.get(target)
+            if model is None:
+                continue
+            folded = models.fast.get(id(model))
             if folded is not None:
                 total = folded.bias
                 for name, alias, weight in folded.terms:
@@ -321,7 +316,8 @@ class Calibrator:
                         break
                     total += weight * value
                 else:
-                    out[target] = round(min(max(total, low), high), decimals)
+                    low, high, _unit = CHANNEL_RANGES[target]
+                    out[target] = round(min(max(total, low), high), OUTPUT_DECIMALS[target])
                 continue
             row: dict[str, float] = {}
             for name in model.inputs:
@@ -332,35 +328,16 @@ class Calibrator:
                         break
                 row[name] = value
             else:
+                state = None
                 if model.temporal:  # per-device causal feature state, kept for this container's life
                     state_key = (device_id, target, model.version)
                     state = self._states.get(state_key)
                     if state is None:
                         state = self._states[state_key] = model.new_state()
-                    value = float(model.predict_one(row, ts_ms=ts_ms, state=state))
-                else:  # row-only features depend on the row alone: targets whose models share them
-                    vector = vectors.get(model.pipeline.key)  # (the fleet's usually do) compute them once
-                    if vector is None:
-                        vector = vectors[model.pipeline.key] = model.features(row)
-                    value = float(model.predict_features(vector))
-                out[target] = round(min(max(value, low), high), decimals)
+                value = float(model.predict_one(row, ts_ms=ts_ms, state=state))
+                low, high, _unit = CHANNEL_RANGES[target]
+                out[target] = round(min(max(value, low), high), OUTPUT_DECIMALS[target])
         return out, models.version
-
-
-# One target of a device's calibration plan: its model (and folded form), output range and decimals.
-_Step = tuple[str, LoadedModel, FastLinear | None, float, float, int]
-
-
-def _plan(models: ModelSet, overrides: Mapping[str, LoadedModel] | None) -> tuple[_Step, ...]:
-    """What `calibrate_channels` looks up per target, resolved once per device and model set:
-    the device's own model else the fleet's, its folded form, the clip range and the decimals."""
-    steps = []
-    for target in TARGETS:
-        model = (overrides or {}).get(target) or models.fleet.get(target)
-        if model is not None:
-            low, high, _unit = CHANNEL_RANGES[target]
-            steps.append((target, model, models.fast.get(id(model)), low, high, OUTPUT_DECIMALS[target]))
-    return tuple(steps)
 
 
 def _aliased(channels: Mapping[str, float], name: str) -> float | None:
