@@ -465,7 +465,10 @@ class ClassifyStage:
         ]
         if not roster_failed:
             groups.append((None, roster_alerts, roster_published))  # None: the shard's roster
-        for key in self._publish(groups, outcome):
+        accepted_before = {d: list(state.published) for d, (state, _item) in states.items()}
+        roster_accepted_before = list(roster_published)
+        publish_failed = self._publish(groups, outcome)
+        for key in publish_failed:
             if key is None:
                 roster_failed = True
             else:
@@ -474,10 +477,16 @@ class ClassifyStage:
         expires = int(self.clock()) + STATE_TTL_S
         writes: list[Write] = []
         for device_id, (state, item) in states.items():
-            if device_id in failed_devices:
-                continue
             pk, sk = device_keys[device_id]
-            writes.append(Write(pk, sk, state.to_doc(), None if item is None else item.version, expires))
+            version = None if item is None else item.version
+            if device_id in publish_failed and state.published != accepted_before[device_id]:
+                # The readings are retried from the state as it was, but the transitions SNS already
+                # accepted are recorded now: the redelivery recomputes them (same ids) and skips them.
+                kept = DeviceClassState.from_doc(None if item is None else item.doc)
+                kept.published = state.published
+                writes.append(Write(pk, sk, kept.to_doc(), version, expires))
+            elif device_id not in failed_devices:
+                writes.append(Write(pk, sk, state.to_doc(), version, expires))
         if failed_devices:  # their roster entries go back to what they were, so the redelivery starts clean
             before = orjson.loads(original)
             for device_id in failed_devices:
@@ -487,17 +496,15 @@ class ClassifyStage:
                     roster.pop(device_id, None)
         for device_id in [d for d, e in roster.items() if e.get("last", newest) < newest - ROSTER_FORGET_MS]:
             del roster[device_id]  # silent for a week: decommissioned or moved shard; keep the item small
-        if not roster_failed:
-            doc = {"devices": roster, "pub": roster_published[-PUBLISHED_MEMORY:]}
-            writes.append(
-                Write(
-                    roster_key[0],
-                    roster_key[1],
-                    doc,
-                    None if roster_item is None else roster_item.version,
-                    expires,
-                )
-            )
+        roster_doc = None
+        # As for a device: after a failed publish, the roster as it was, with what SNS accepted.
+        if None in publish_failed and roster_published != roster_accepted_before:
+            roster_doc = {"devices": orjson.loads(original), "pub": roster_published[-PUBLISHED_MEMORY:]}
+        elif not roster_failed:
+            roster_doc = {"devices": roster, "pub": roster_published[-PUBLISHED_MEMORY:]}
+        if roster_doc is not None:
+            version = None if roster_item is None else roster_item.version
+            writes.append(Write(roster_key[0], roster_key[1], roster_doc, version, expires))
         conflicts = self.store.put_many(writes)
         for pk, _sk in conflicts:
             if pk == roster_key[0]:

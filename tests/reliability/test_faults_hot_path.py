@@ -124,13 +124,6 @@ def test_sns_outage_alerts_are_retried_and_each_transition_reaches_the_subscribe
     assert_same_outputs(faulty, clean)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="classify republishes an alert after a later publish of the same batch fails: "
-    "airlake/hot/pipeline.py:411-412 (ClassifyStage.process) skips the device's state write when _publish "
-    "returns False, so the transitions SNS already accepted are not recorded and the redelivery "
-    "publishes them again (subscriber sees a duplicate)",
-)
 def test_a_publish_failure_after_an_accepted_publish_does_not_duplicate_it() -> None:
     # Given one batch in which dev-a's CO2 episode is raised and cleared (two publishes), and a
     # topic that fails the second publish only: the first one already reached the subscriber
