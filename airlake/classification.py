@@ -64,8 +64,10 @@ import functools
 import hashlib
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter, itemgetter, le
 from typing import Any, Final
 
 SEVERITIES: Final = ("info", "warning", "critical")
@@ -358,20 +360,36 @@ def classify_readings(
     result = ClassifyResult()
     emitter = _Emitter(device_id, result.transitions)
     episodes = state.episodes
-    for reading in sorted(readings, key=lambda r: (r.ts_ms, r.seq)):
+    # What the per-reading checks read, looked up once: each rule's channel, lowest exit, event type.
+    checks = [(rule.channel, rule.bands[0].exit, rule.event_type, rule) for rule in rules]
+    applied = []
+    hw = state.hw
+    for reading in sorted(readings, key=_ORDER):
         key = (reading.ts_ms, reading.seq)
-        if state.hw is not None and key <= state.hw:
+        if hw is not None and key <= hw:
             result.skipped += 1
             continue
-        state.hw = key
-        result.applied += 1
+        hw = key
+        applied.append(reading)
+    state.hw = hw
+    result.applied = len(applied)
+    if not applied:
+        return result
+    # The fault detectors' tracks depend on the channel values alone, so they run channel by
+    # channel over all the applied readings first; the episodes then advance reading by reading.
+    detected = _detect_faults(state, applied, times)
+    averages: dict[str, list[float]] | None = None
+    for index, reading in enumerate(applied):
         ts = reading.ts_ms
         channels: Mapping[str, float] = reading.channels
-        _dropout_gap(roster_entry, emitter, ts, times)
+        last = roster_entry.get("last")
+        gap = last is not None and ts - last > times.dropout_after_ms
+        if gap or roster_entry.get("dropout") is not None:
+            _dropout_gap(roster_entry, emitter, ts, times)  # (it does nothing otherwise)
         roster_entry["last"] = ts
-        for rule in rules:
-            value = channels.get(rule.channel)
-            if value is None or (value < rule.bands[0].exit and rule.event_type not in episodes):
+        for channel, lowest_exit, event_type, rule in checks:
+            value = channels.get(channel)
+            if value is None or (value < lowest_exit and event_type not in episodes):
                 continue  # below every band with no episode open: nothing can happen
             enter, hold = band_levels(rule.bands, value)
             ep, status = advance(
@@ -394,9 +412,19 @@ def classify_readings(
                     band.enter,
                     f"{rule.channel}={value:g}",
                 )
-        _faults(state, emitter, ts, channels, times)
-        _drift_average(roster_entry, ts, channels, times)
+        if detected is None:
+            _faults(state, emitter, ts, channels, times)
+        else:
+            _fault_steps(state, emitter, ts, channels, times, *detected[index])
+        if averages is None:  # the drift averages' dict, made where the first applied reading made it
+            averages = roster_entry.setdefault("ema", {})
+    # The drift channels' moving averages, channel by channel: nothing above reads them.
+    assert averages is not None  # (made at the first applied reading)
+    _drift_averages(averages, applied, times)
     return result
+
+
+_ORDER: Final = attrgetter("ts_ms", "seq")  # event-time order: (ts, seq)
 
 
 def _store(
@@ -431,6 +459,25 @@ def _fault_step(
         emitter.emit(ep, status, name, "device_fault", severity, ts, ep.get("channel"), value, None, detail)
 
 
+# Channel layout -> the fault checks of each of its channels, in channel order:
+# (name, plausible bounds or None, tracked for flatlines, spike jump or None); channels no detector
+# reads are left out. A fleet sends a handful of layouts; bounded against abuse.
+_FaultPlan = tuple[tuple[str, tuple[float, float] | None, bool, float | None], ...]
+_FAULT_PLANS: dict[tuple[str, ...], _FaultPlan] = {}
+_FAULT_PLANS_CAP: Final = 4_096
+
+
+def _fault_plan(layout: tuple[str, ...]) -> _FaultPlan:
+    plan = tuple(
+        (name, PLAUSIBLE.get(name), name in _FLATLINE_SET, SPIKE_JUMP.get(name))
+        for name in layout
+        if name in PLAUSIBLE or name in _FLATLINE_SET or name in SPIKE_JUMP
+    )
+    if len(_FAULT_PLANS) < _FAULT_PLANS_CAP:
+        _FAULT_PLANS[layout] = plan
+    return plan
+
+
 def _faults(
     state: DeviceClassState, emitter: _Emitter, ts: int, channels: Mapping[str, float], cfg: FaultTimes
 ) -> None:
@@ -443,14 +490,20 @@ def _faults(
     spiked: str | None = None
     spike_value: float | None = None
     flat_tracks, spike_tracks = state.flat, state.spike
-    for name, value in channels.items():
-        bounds = PLAUSIBLE.get(name)
+    layout = tuple(channels)
+    plan = _FAULT_PLANS.get(layout)
+    if plan is None:
+        plan = _fault_plan(layout)
+    for name, bounds, flatline, jump in plan:
+        value = channels[name]
         if bounds is not None and bad is None and not bounds[0] <= value <= bounds[1]:
             bad, bad_value = name, value
-        if name in _FLATLINE_SET:
+        if flatline:
             track = flat_tracks.get(name)
-            if track is None or track[0] != value:
+            if track is None:
                 flat_tracks[name] = [value, ts, 1]
+            elif track[0] != value:
+                track[0], track[1], track[2] = value, ts, 1  # a new run starts (in place: no new list)
             else:
                 track[2] += 1
                 if (
@@ -459,21 +512,123 @@ def _faults(
                     and track[2] >= cfg.flatline_min_readings
                 ):
                     flat = name
-        jump = SPIKE_JUMP.get(name)
         if jump is not None:
             pair = spike_tracks.get(name)
             if pair is None:
                 spike_tracks[name] = [value, value]
                 continue
             before, middle = pair
-            if (
-                spiked is None
-                and abs(middle - before) > jump
-                and abs(middle - value) > jump
-                and abs(value - before) <= jump / 2
-            ):
-                spiked, spike_value = name, middle
+            if spiked is None:  # abs() spelled out (the same comparisons, without a call each)
+                rise, back = middle - before, middle - value
+                if (
+                    (rise > jump or -rise > jump)
+                    and (back > jump or -back > jump)
+                    and abs(value - before) <= jump / 2
+                ):
+                    spiked, spike_value = name, middle
             pair[0], pair[1] = middle, value
+    _fault_steps(state, emitter, ts, channels, cfg, bad, bad_value, flat, spiked, spike_value)
+
+
+_Detected = tuple[str | None, float | None, str | None, str | None, float | None]
+
+
+def _detect_faults(
+    state: DeviceClassState, readings: Sequence[Any], cfg: FaultTimes
+) -> list[_Detected] | None:
+    """What `_faults` finds at each of `readings` (applied, in order): the first out-of-range
+    channel and its value, the first flatlined channel, the first spiked one and its spike, "first"
+    in the readings' channel order; updates the flatline and spike tracks as `_faults` does.
+
+    The detectors run channel by channel, each track in local variables through all the readings
+    (a run of per-channel loops instead of a dict lookup per channel and reading), which needs
+    every reading to list the same channels in the same order: None otherwise (the caller then
+    runs `_faults` reading by reading)."""
+    layout = tuple(readings[0].channels)
+    if any(tuple(r.channels) != layout for r in readings):
+        return None
+    plan = _FAULT_PLANS.get(layout)
+    if plan is None:
+        plan = _fault_plan(layout)
+    n = len(readings)
+    bad: list[str | None] = [None] * n
+    bad_value: list[float | None] = [None] * n
+    flat: list[str | None] = [None] * n
+    spiked: list[str | None] = [None] * n
+    spike_value: list[float | None] = [None] * n
+    if plan:
+        times = [r.ts_ms for r in readings]
+        rows = [r.channels for r in readings]
+        names = [step[0] for step in plan]
+        columns: Iterable[Sequence[float]] = [[row[names[0]] for row in rows]]
+        if len(names) > 1:
+            columns = zip(*map(itemgetter(*names), rows), strict=True)
+        for (name, bounds, flatline, jump), column in zip(plan, columns, strict=True):
+            if bounds is not None:
+                low, high = bounds
+                if not (all(map(le, repeat(low), column)) and all(map(le, column, repeat(high)))):
+                    for i, value in enumerate(column):
+                        if not low <= value <= high and bad[i] is None:
+                            bad[i], bad_value[i] = name, value
+            if flatline:
+                track = state.flat.get(name)
+                start = 0
+                if track is None:
+                    track = state.flat[name] = [column[0], times[0], 1]
+                    start = 1
+                held, since, count = track
+                flatline_ms, min_readings = cfg.flatline_ms, cfg.flatline_min_readings
+                for i in range(start, n):
+                    value = column[i]
+                    if held != value:
+                        held, since, count = value, times[i], 1
+                    else:
+                        count += 1
+                        if flat[i] is None and times[i] - since >= flatline_ms and count >= min_readings:
+                            flat[i] = name
+                track[0], track[1], track[2] = held, since, count
+            if jump is not None:
+                pair = state.spike.get(name)
+                start = 0
+                if pair is None:
+                    pair = state.spike[name] = [column[0], column[0]]
+                    start = 1
+                before, middle = pair
+                half = jump / 2
+                for i in range(start, n):
+                    value = column[i]
+                    if spiked[i] is None:
+                        rise, back = middle - before, middle - value
+                        if (
+                            (rise > jump or -rise > jump)
+                            and (back > jump or -back > jump)
+                            and abs(value - before) <= half
+                        ):
+                            spiked[i], spike_value[i] = name, middle
+                    before, middle = middle, value
+                pair[0], pair[1] = before, middle
+    return list(zip(bad, bad_value, flat, spiked, spike_value, strict=True))
+
+
+def _fault_steps(
+    state: DeviceClassState,
+    emitter: _Emitter,
+    ts: int,
+    channels: Mapping[str, float],
+    cfg: FaultTimes,
+    bad: str | None,
+    bad_value: float | None,
+    flat: str | None,
+    spiked: str | None,
+    spike_value: float | None,
+) -> None:
+    """Advance the three fault episodes on what the detectors found at one reading."""
+    episodes = state.episodes  # each step below does nothing while idle with nothing wrong: skip it
+    found = bad is not None or flat is not None or spiked is not None
+    if not found and not (
+        "fault_out_of_range" in episodes or "fault_flatline" in episodes or "fault_spike" in episodes
+    ):
+        return
     _fault_step(
         state,
         emitter,
@@ -512,19 +667,38 @@ def _faults(
     )
 
 
-def _drift_average(entry: dict[str, Any], ts: int, channels: Mapping[str, float], cfg: FaultTimes) -> None:
-    averages: dict[str, list[float]] = entry.setdefault("ema", {})
+def _drift_averages(averages: dict[str, list[float]], readings: Sequence[Any], cfg: FaultTimes) -> None:
+    """Update a roster entry's moving averages (its `ema`) of the drift channels over `readings`
+    (in order), channel by channel; the same arithmetic as reading by reading: a channel's first
+    value starts its average, a later reading moves it by `alpha = 1 - exp(-dt / tau)` (computed
+    once per distinct dt: readings usually come at one interval)."""
+    new = [name for name in DRIFT_TOLERANCE if name not in averages]
+    for reading in readings if new else ():  # averages start in reading order (their order as keys)
+        for name in new:
+            if name not in averages and (value := reading.channels.get(name)) is not None:
+                averages[name] = [value, reading.ts_ms]  # (its own reading then moves it no further)
+        if all(name in averages for name in new):
+            break
+    alphas: dict[int, float] = {}
+    tau = cfg.drift_tau_ms
     for name in DRIFT_TOLERANCE:
-        value = channels.get(name)
-        if value is None:
-            continue
         track = averages.get(name)
         if track is None:
-            averages[name] = [value, ts]
-        elif ts > track[1]:
-            alpha = 1.0 - math.exp(-(ts - track[1]) / cfg.drift_tau_ms)
-            track[0] += alpha * (value - track[0])
-            track[1] = ts
+            continue
+        mean, last = track
+        for reading in readings:
+            value = reading.channels.get(name)
+            if value is None:
+                continue
+            ts = reading.ts_ms
+            if ts > last:
+                dt = ts - last
+                alpha = alphas.get(dt)
+                if alpha is None:
+                    alpha = alphas[dt] = 1.0 - math.exp(-dt / tau)
+                mean += alpha * (value - mean)
+                last = ts
+        track[0], track[1] = mean, last
 
 
 def _dropout_gap(entry: dict[str, Any], emitter: _Emitter, ts: int, cfg: FaultTimes) -> None:
@@ -585,12 +759,58 @@ def check_dropouts(
     return out
 
 
-PeerIndex = dict[tuple[str, str], list[tuple[str, float, float]]]
+class PeerIndex(dict[tuple[str, str], list[tuple[str, float, float]]]):
+    """(site, channel) -> [(device, moving average, its time)], built once per batch; and, built
+    on first use, each group's averages ranked, for the medians of `check_drift`."""
+
+    __slots__ = ("_ranks",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ranks: dict[tuple[str, str], _Ranks | None] = {}
+
+    def ranks(self, key: tuple[str, str]) -> _Ranks | None:
+        """The group's averages, their order by value (stable: ties in group order), each device's
+        place in that order, and the group's oldest time; None for a group holding a NaN (a NaN
+        has no place in an order)."""
+        if key not in self._ranks:
+            group = self.get(key, [])
+            values = [value for _device, value, _ts in group]
+            ranks = None
+            if group and all(value == value for value in values):  # noqa: PLR0124 (NaN test)
+                order = sorted(range(len(group)), key=values.__getitem__)
+                places = {group[i][0]: place for place, i in enumerate(order)}
+                ranks = _Ranks(values, order, places, min(ts for _device, _value, ts in group))
+            self._ranks[key] = ranks
+        return self._ranks[key]
+
+
+@dataclass(frozen=True, slots=True)
+class _Ranks:
+    values: list[float]
+    order: list[int]  # indexes into values, by value
+    places: dict[str, int]  # device -> its place in order
+    oldest: float
+
+
+def _median_without(ranks: _Ranks, place: int | None) -> float:
+    """statistics.median of the group's averages but the one at `place` in the order (if any):
+    the same middle element(s) of the same sorted list, so the same float."""
+    order, values = ranks.order, ranks.values
+    n = len(order) - (place is not None)
+
+    def nth(k: int) -> float:
+        return values[order[k if place is None or k < place else k + 1]]
+
+    if n % 2 == 1:
+        return nth(n // 2)
+    i = n // 2
+    return (nth(i - 1) + nth(i)) / 2
 
 
 def peer_index(roster: Mapping[str, dict[str, Any]]) -> PeerIndex:
     """(site, channel) -> [(device, moving average, its time)], built once per batch."""
-    index: PeerIndex = {}
+    index = PeerIndex()
     for device_id, entry in roster.items():
         site = entry.get("site", "unknown")
         for name, (value, ts) in entry.get("ema", {}).items():
@@ -603,9 +823,10 @@ def check_drift(
     roster: Mapping[str, dict[str, Any]],
     device_id: str,
     cfg: FaultConfig = FaultConfig(),
-    index: PeerIndex | None = None,
+    index: Mapping[tuple[str, str], list[tuple[str, float, float]]] | None = None,
 ) -> list[Transition]:
-    """Compare the device's moving averages with the median of its site's fresh peers."""
+    """Compare the device's moving averages with the median of its site's fresh peers (`index`:
+    `peer_index(roster)`, shared by the batch's devices; built here when not given)."""
     if index is None:
         index = peer_index(roster)
     out: list[Transition] = []
@@ -622,10 +843,19 @@ def check_drift(
         if own is None:
             continue
         fresh_from = ts - times.peer_fresh_ms
-        peers = [v for other, v, t in index.get((site, name), ()) if other != device_id and t >= fresh_from]
-        if len(peers) < cfg.drift_min_peers:
-            continue
-        median = statistics.median(peers)
+        ranks = index.ranks((site, name)) if isinstance(index, PeerIndex) else None
+        if ranks is not None and ranks.oldest >= fresh_from:  # every peer is fresh (the usual case):
+            place = ranks.places.get(device_id)  # the median of the ranked group without this device
+            if len(ranks.order) - (place is not None) < cfg.drift_min_peers:
+                continue
+            median = _median_without(ranks, place)
+        else:
+            peers = [
+                v for other, v, t in index.get((site, name), ()) if other != device_id and t >= fresh_from
+            ]
+            if len(peers) < cfg.drift_min_peers:
+                continue
+            median = statistics.median(peers)
         tolerance = max(abs_tol, rel_tol * abs(median))
         deviation = abs(own[0] - median)
         if deviation > tolerance and worst is None:

@@ -254,7 +254,7 @@ def _columns(rows: Sequence[Mapping[str, _V]]) -> Iterable[tuple[str, Sequence[_
     names = tuple(rows[0])
     if len(rows) == 1:
         return [(name, (value,)) for name, value in rows[0].items()]
-    if all(len(row) == len(names) for row in rows):
+    if set(map(len, rows)) == {len(names)}:
         try:
             if len(names) == 1:
                 return [(names[0], [row[names[0]] for row in rows])]
@@ -348,6 +348,7 @@ def _close(state: DeviceWindows, watermark: int, config: WindowConfig) -> list[d
     panes = state.closed_panes
     starts = sorted(s for s, p in panes.items() if p.stats)
     emitted: list[dict[str, Any]] = []
+    running: dict[int, _Running] = {}  # window length -> the last merge of its panes, to extend
     end = old + pane_ms
     while end <= new:
         index = bisect_left(starts, end - max_len)
@@ -361,7 +362,9 @@ def _close(state: DeviceWindows, watermark: int, config: WindowConfig) -> list[d
             if end % spec.step_ms == 0:
                 length = spec.length_ms
                 if length not in same_span:  # e.g. the hourly tumbling and sliding windows at :00
-                    same_span[length] = _window_channels(end - length, end, panes, pane_ms, step_ms)
+                    same_span[length] = _window_channels(
+                        end - length, end, panes, pane_ms, step_ms, running.setdefault(length, _Running())
+                    )
                 channels = same_span[length]
                 if channels is not None:
                     record = {
@@ -382,29 +385,65 @@ def _close(state: DeviceWindows, watermark: int, config: WindowConfig) -> list[d
     return emitted
 
 
+_SORTED_NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}  # a device's channels, in their order
+_SORTED_NAMES_CAP: Final = 4_096  # a fleet sends a handful of channel layouts; bounded against abuse
+
+
+def _sorted_names(merged: Mapping[str, Any]) -> tuple[str, ...]:
+    """sorted(merged), looked up: windows of a device (and of a fleet) have the same channels."""
+    layout = tuple(merged)
+    names = _SORTED_NAMES.get(layout)
+    if names is None:
+        names = tuple(sorted(layout))
+        if len(_SORTED_NAMES) < _SORTED_NAMES_CAP:
+            _SORTED_NAMES[layout] = names
+    return names
+
+
+@dataclass(slots=True)
+class _Running:
+    """The merge of the last window of one length in a `_close` call: the starts of the panes it
+    merged, in order, and the merged stats (its own lists, never a pane's)."""
+
+    starts: list[int] = field(default_factory=list)
+    merged: dict[str, list[float]] = field(default_factory=dict)
+
+
 def _window_channels(
-    start: int, end: int, panes: Mapping[int, Pane], pane_ms: int, step_ms: int
+    start: int,
+    end: int,
+    panes: Mapping[int, Pane],
+    pane_ms: int,
+    step_ms: int,
+    running: _Running | None = None,
 ) -> dict[str, dict[str, Any]] | None:
     """The channels of the closed window [start, end): per channel count, mean, min, max and
     completeness; None when the window holds no reading.
 
     Pane summaries merge per channel in pane order (sums sequential, the first minimum and maximum
-    kept on ties), so a window's figures do not depend on how its readings were batched."""
-    parts = [
-        pane.stats
-        for pane_start in range(start, end, pane_ms)
-        if (pane := panes.get(pane_start)) is not None and pane.stats
-    ]
-    if not parts:
+    kept on ties), so a window's figures do not depend on how its readings were batched. Windows
+    of one length closing one after the other (the sliding hour, every 5 minutes) mostly merge
+    the previous window's panes plus one: with `running`, a window whose panes start with the
+    previous one's takes that merge and adds only its new panes, the same fold in the same order."""
+    starts = [s for s in range(start, end, pane_ms) if (pane := panes.get(s)) is not None and pane.stats]
+    if not starts:
         return None
     merged: dict[str, list[float]]
-    if len(parts) == 1:  # a 5-minute window, or a longer one with data in one pane only
-        merged = parts[0]
+    if len(starts) == 1:  # a 5-minute window, or a longer one with data in one pane only
+        merged = panes[starts[0]].stats
     else:
-        first, *rest = parts
-        merged = {name: list(entry) for name, entry in first.items()}
-        for stats in rest:
-            for name, (count, total, low, high) in stats.items():
+        done = 0
+        if (
+            running is not None
+            and 1 < len(running.starts) <= len(starts)
+            and starts[: len(running.starts)] == running.starts
+        ):
+            merged, done = running.merged, len(running.starts)
+        if not done:
+            merged = {name: list(entry) for name, entry in panes[starts[0]].stats.items()}
+            done = 1
+        for pane_start in starts[done:]:
+            for name, (count, total, low, high) in panes[pane_start].stats.items():
                 entry = merged.get(name)
                 if entry is None:
                     merged[name] = [count, total, low, high]
@@ -415,14 +454,21 @@ def _window_channels(
                         entry[2] = low
                     if high > entry[3]:  # noqa: PLR1730
                         entry[3] = high
+        if running is not None:
+            running.starts, running.merged = starts, merged
     expected = max(1, (end - start) // step_ms)
-    return {
-        name: {
-            "count": int(count),
+    out: dict[str, dict[str, Any]] = {}
+    last_count = None
+    for name in _sorted_names(merged):
+        count, total, low, high = merged[name]
+        if count != last_count:  # a window's channels usually share their count: its figures once
+            last_count, whole, ratio = count, int(count), count / expected
+            completeness = ratio if ratio < 1.0 else 1.0  # min(1.0, ratio)
+        out[name] = {
+            "count": whole,
             "mean": total / count,
             "min": low,
             "max": high,
-            "completeness": ratio if (ratio := count / expected) < 1.0 else 1.0,  # min(1.0, ratio)
+            "completeness": completeness,
         }
-        for name, (count, total, low, high) in sorted(merged.items())
-    }
+    return out

@@ -80,12 +80,18 @@ def readings() -> list[dict[str, Any]]:
     return out
 
 
+def partition_key(data: bytes) -> str:
+    """The device of a record: calibrate writes a device's readings of a batch as one JSON array."""
+    doc = orjson.loads(data)
+    return str((doc[0] if type(doc) is list else doc)["device_id"])
+
+
 def kinesis_event(payloads: list[bytes]) -> dict[str, Any]:
     records = []
     for i, data in enumerate(payloads):
         sequence = f"4961{i:052d}"
         records.append({
-            "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": orjson.loads(data)["device_id"],
+            "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": partition_key(data),
                         "sequenceNumber": sequence, "data": base64.b64encode(data).decode(),
                         "approximateArrivalTimestamp": (T0_MS + MINUTES * 60_000) / 1000},
             "eventSource": "aws:kinesis", "eventVersion": "1.0", "eventID": f"shardId-000000000000:{sequence}",

@@ -21,7 +21,7 @@ import statistics
 import time
 from binascii import a2b_base64
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -174,7 +174,7 @@ def _decode_all(
     records: Sequence[KinesisRecord], outcome: Outcome, stage: str, *, calibrated: bool = False
 ) -> _Decoded:
     decoded = _Decoded()
-    intervals = decoded.intervals
+    intervals, by_device, seqnos = decoded.intervals, decoded.by_device, decoded.seqnos
     for record in records:
         if calibrated:
             items, interval = decode_calibrated(record.data, record.arrival_ms)
@@ -184,10 +184,14 @@ def _decode_all(
                     intervals[first.device_id] = interval
         else:
             items = decode(record.data, received_ms=record.arrival_ms)
+        device = None  # a record's readings are usually one device's: look its lists up once
         for item in items:
             if type(item) is Reading:
-                decoded.by_device[item.device_id].append(item)
-                decoded.seqnos[item.device_id].add(record.sequence_number)
+                if item.device_id != device:
+                    device = item.device_id
+                    device_readings = by_device[device]
+                    seqnos[device].add(record.sequence_number)
+                device_readings.append(item)
             else:
                 assert isinstance(item, Quarantined)
                 outcome.quarantined[str(item.reason)] += 1
@@ -227,19 +231,37 @@ class CalibrateStage:
         outcome = Outcome()
         decoded = _decode_all(records, outcome, "calibrate")
         out: list[tuple[str, bytes]] = []
-        calibrate = self.calibrator.calibrate_channels
+        calibrate = self.calibrator.calibrate_device
+        calibrated_names: dict[tuple[str, ...], list[str]] = {}  # shared lists: the docs are only serialized
         version = None
         for device_id, readings in decoded.by_device.items():
             interval = self.calibrator.report_interval_s(device_id)
             if interval is None:
                 outcome.counts["default_interval_devices"] += 1
+            results, version = calibrate(device_id, [(r.channels, r.ts_ms) for r in readings])
             docs = []
-            for reading in readings:
-                calibrated, version = calibrate(device_id, reading.channels, reading.ts_ms)
-                doc = reading.to_dict()
-                doc["channels"] = {**reading.channels, **calibrated}
-                doc["calibrated"] = sorted(calibrated)
-                doc["model_version"] = version
+            for reading, calibrated in zip(readings, results, strict=True):
+                names = tuple(calibrated)  # the calibrated targets, sorted: the same few every time
+                sorted_names = calibrated_names.get(names)
+                if sorted_names is None:
+                    sorted_names = calibrated_names[names] = sorted(calibrated)
+                firmware, model = reading.firmware, reading.model
+                if firmware is not None and model is not None:  # Reading.to_dict() in one literal
+                    doc = {
+                        "device_id": reading.device_id,
+                        "ts": reading.ts_ms,
+                        "seq": reading.seq,
+                        "channels": {**reading.channels, **calibrated},
+                        "firmware": firmware,
+                        "model": model,
+                        "calibrated": sorted_names,
+                        "model_version": version,
+                    }
+                else:
+                    doc = reading.to_dict()
+                    doc["channels"] = {**reading.channels, **calibrated}
+                    doc["calibrated"] = sorted_names
+                    doc["model_version"] = version
                 if interval is not None:
                     doc[REPORT_INTERVAL_FIELD] = interval
                 docs.append(doc)
@@ -418,7 +440,12 @@ class ClassifyStage:
             pending[device_id] = result.transitions
             latest_per_device.append(max(r.ts_ms for r in readings))
             if models is not None and models.classifier is not None:
-                features[device_id] = self._features(models.classifier, device_id, readings)
+                labelled = {  # the readings whose alerts get a label (see alert_of)
+                    t.at_ms
+                    for t in result.transitions
+                    if t.category == "air_quality" and t.status != "cleared"
+                }
+                features[device_id] = self._features(models.classifier, device_id, readings, labelled)
         index = peer_index(roster)
         for device_id in states:
             pending[device_id].extend(
@@ -549,18 +576,26 @@ class ClassifyStage:
         return failed
 
     def _features(
-        self, model: Any, device_id: str, readings: Sequence[Reading]
+        self, model: Any, device_id: str, readings: Sequence[Reading], times: Set[int]
     ) -> dict[int, list[float | None]]:
-        """Feature vectors of the event-type model per reading time, for labelling transitions.
+        """Feature vectors of the event-type model at the reading times `times`, for labelling
+        transitions.
 
-        Temporal features use this container's per-device state, fed in event-time order (it is
-        rebuilt from scratch after a cold start: a label right after one sees a short history)."""
+        Temporal features use this container's per-device state, fed every reading in event-time
+        order (it is rebuilt from scratch after a cold start: a label right after one sees a short
+        history); the readings at other times only advance it (`observe`), which leaves it exactly
+        as computing their features would, without computing them."""
         state = None
         if model.temporal:
             state = self._label_states.get(device_id)
             if state is None:
                 state = self._label_states[device_id] = model.new_state()
-        return {
-            r.ts_ms: model.features(r.channels, ts_ms=r.ts_ms, state=state)
-            for r in sorted(readings, key=lambda r: (r.ts_ms, r.seq))
-        }
+        elif not times:
+            return {}
+        out: dict[int, list[float | None]] = {}
+        for r in sorted(readings, key=lambda r: (r.ts_ms, r.seq)):
+            if r.ts_ms in times:  # (a later reading at the same time replaces the vector, as before)
+                out[r.ts_ms] = model.features(r.channels, ts_ms=r.ts_ms, state=state)
+            elif state is not None:
+                model.observe(r.channels, ts_ms=r.ts_ms, state=state)
+        return out

@@ -16,9 +16,10 @@ An artifact is a directory (or, from S3, a mapping of file name to bytes) holdin
 
 Feature pipeline. Each feature is a small spec evaluated per row. Row-only ops (`raw`, `log`,
 `ratio`, `logmul`) read the current row only. Temporal ops (`hour_sin`, `hour_cos`, `weekend`,
-`rate`, `ewm`, `ewm_dev`, `ewm_std`) also read the event time and a per-group `FeatureState`
-built from the rows seen *before and including* the current one, so they are causal by
-construction: the state has no way to hold a later row. Training computes its feature matrix with
+`rate`, `ewm`, `ewm_dev`, `ewm_std`, `lag`, `roll_mean`) also read the event time and a per-group
+`FeatureState` built from the rows seen *before and including* the current one, so they are causal
+by construction: the state has no way to hold a later row (and a `lag` or `roll_mean` whose
+duration is not positive is refused when the artifact loads). Training computes its feature matrix with
 this very code, walking each group in event-time order, which is why the hot path and training
 cannot disagree and why a feature that peeks at the future cannot be expressed.
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 import json
 import math
 from array import array
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +52,11 @@ _MS_PER_HOUR = 3_600_000
 _MS_PER_DAY = 86_400_000
 # 1970-01-01 was a Thursday: day index 0 -> weekday 3 (Monday = 0).
 _EPOCH_WEEKDAY = 3
-TEMPORAL_OPS = frozenset({"hour_sin", "hour_cos", "weekend", "rate", "ewm", "ewm_dev", "ewm_std"})
+TEMPORAL_OPS = frozenset(
+    {"hour_sin", "hour_cos", "weekend", "rate", "ewm", "ewm_dev", "ewm_std", "lag", "roll_mean"}
+)
+# A lag of L seconds reads the latest reading in (t - L - L * _LAG_TOLERANCE, t - L]; older is missing.
+_LAG_TOLERANCE = 0.5
 ROW_OPS = frozenset({"raw", "log", "ratio", "logmul"})
 
 
@@ -114,10 +120,66 @@ class FeatureState:
     last_ms: int | None = None
     previous: dict[str, tuple[int, float]] = field(default_factory=dict)
     ewms: dict[tuple[str, float], _Ewm] = field(default_factory=dict)
+    # Recent (event time ms, value) readings per column, oldest first, for `lag` and `roll_mean`.
+    history: dict[str, deque[tuple[int, float]]] = field(default_factory=dict)
+
+
+def _numbers(row: Row, names: Sequence[str]) -> dict[str, float | None]:
+    """{name: _number(row.get(name))}, with a shortcut for a finite float (x - x is 0.0 for exactly
+    those), which `_number` returns as it is."""
+    out: dict[str, float | None] = {}
+    for name in names:
+        value = row.get(name)
+        out[name] = value if type(value) is float and value - value == 0.0 else _number(value)
+    return out
+
+
+def _history_spans(specs: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """How long (ms) each column's readings must be kept for its `lag` and `roll_mean` features.
+
+    A lag or a window that is not a positive duration would read the current row or a later one, so
+    it is refused: no artifact can make a feature that peeks at the future.
+    """
+    spans: dict[str, float] = {}
+    for spec in specs:
+        op = spec["op"]
+        if op not in {"lag", "roll_mean"}:
+            continue
+        key = "lag_s" if op == "lag" else "window_s"
+        seconds = spec.get(key)
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0.0:
+            raise ArtifactError(f"{op} needs a positive {key} (seconds), got {seconds!r}")
+        if not math.isfinite(seconds):
+            raise ArtifactError(f"{op} needs a finite {key}, got {seconds!r}")
+        span = seconds * 1000.0 * (1.0 + _LAG_TOLERANCE if op == "lag" else 1.0)
+        spans[spec["col"]] = max(spans.get(spec["col"], 0.0), span)
+    return spans
+
+
+def _lagged(readings: deque[tuple[int, float]] | None, ts_ms: int, lag_ms: float) -> float | None:
+    """The latest reading in (t - lag - lag * tolerance, t - lag]: the value `lag` ago, or missing."""
+    if readings:
+        newest, oldest = ts_ms - lag_ms, ts_ms - lag_ms * (1.0 + _LAG_TOLERANCE)
+        for t, value in reversed(readings):
+            if t <= newest:
+                return value if t > oldest else None
+    return None
+
+
+def _window_mean(readings: deque[tuple[int, float]] | None, ts_ms: int, window_ms: float) -> float | None:
+    """The mean of the readings in (t - window, t] (exactly rounded sum: order cannot matter)."""
+    if not readings:
+        return None
+    start = ts_ms - window_ms
+    picked = [value for t, value in readings if start < t <= ts_ms]
+    return math.fsum(picked) / len(picked) if picked else None
 
 
 def _log(value: float | None) -> float | None:
     return math.log(value) if value is not None and value > 0.0 else None
+
+
+_ROW_OP_COLUMNS = {"raw": ("col",), "log": ("col",), "ratio": ("a", "b"), "logmul": ("a", "b")}
 
 
 class FeaturePipeline:
@@ -137,6 +199,8 @@ class FeaturePipeline:
                 if isinstance(name, str) and name not in columns:
                     columns.append(name)
         self.inputs: tuple[str, ...] = tuple(columns)
+        # Equal keys, equal features: row-only pipelines with the same key give the same vector.
+        self.key: str = json.dumps(self.specs, sort_keys=True, default=repr)
         # EWM trackers that must be updated once per row, whatever features read them.
         self._ewm_keys: tuple[tuple[str, float], ...] = tuple(
             dict.fromkeys(
@@ -148,6 +212,60 @@ class FeaturePipeline:
         self._rate_cols: tuple[str, ...] = tuple(
             dict.fromkeys(spec["col"] for spec in self.specs if spec["op"] == "rate")
         )
+        self._history: dict[str, float] = _history_spans(self.specs)
+        self._vector = self._compile()
+        # The columns the temporal state follows (what `observe` reads).
+        followed = [*self._rate_cols, *(key[0] for key in self._ewm_keys), *self._history]
+        self._state_inputs: tuple[str, ...] = tuple(dict.fromkeys(followed))
+
+    def _compile(self) -> Callable[..., list[float | None]] | None:
+        """The row-only features as one generated Python function (speed only).
+
+        `vector(row)` (row-only pipelines) reads the inputs from the row itself; `vector(values,
+        rates, ts_ms, state)` (temporal ones) from `transform`'s values, and leaves the temporal
+        features to `_one`. Either way the arithmetic is `_one`'s, operation for operation: one
+        function call per row instead of a call, a dict lookup and an op dispatch per feature.
+        """
+        temporal = self.temporal
+        index = {name: i for i, name in enumerate(self.inputs)}
+        for spec in self.specs:
+            keys = _ROW_OP_COLUMNS.get(spec["op"], ())
+            if not all(isinstance(name := spec.get(key), str) and name in index for key in keys):
+                return None  # a malformed spec: left to `_one`, which fails on it as before
+        lines = []
+        for name, i in index.items():
+            if temporal:
+                lines.append(f"v{i} = values[{name!r}]")
+            else:  # _number(), with a shortcut for a finite float (x - x is 0.0 for exactly those)
+                lines.append(f"v{i} = row.get({name!r})")
+                lines.append(f"if type(v{i}) is not float or v{i} - v{i} != 0.0: v{i} = _number(v{i})")
+        logs = {index[s["col"]] for s in self.specs if s["op"] == "log"}
+        logs |= {index[s["a"]] for s in self.specs if s["op"] == "logmul"}
+        lines += [f"l{i} = _ln(v{i}) if v{i} is not None and v{i} > 0.0 else None" for i in sorted(logs)]
+        items = []
+        for k, spec in enumerate(self.specs):
+            op = spec["op"]
+            if op == "raw":
+                items.append(f"v{index[spec['col']]}")
+            elif op == "log":
+                items.append(f"l{index[spec['col']]}")
+            elif op == "ratio":
+                a, b = index[spec["a"]], index[spec["b"]]
+                ratio = f"v{a} / v{b} if v{a} is not None and v{b} is not None and v{b} != 0.0 else None"
+                items.append(f"({ratio})")
+            elif op == "logmul":
+                a, b = index[spec["a"]], index[spec["b"]]
+                items.append(f"(l{a} * v{b} if l{a} is not None and v{b} is not None else None)")
+            else:
+                items.append(f"_one(_specs[{k}], values, rates, ts_ms, state)")
+        signature = "values, rates, ts_ms, state" if temporal else "row"
+        body = "".join(f"    {line}\n" for line in lines)
+        source = f"def vector({signature}):\n{body}    return [{', '.join(items)}]\n"
+        namespace: dict[str, Any] = {"_number": _number, "_ln": math.log, "_one": self._one}
+        namespace["_specs"] = self.specs
+        exec(compile(source, "<airlake-features>", "exec"), namespace)
+        function: Callable[..., list[float | None]] = namespace["vector"]
+        return function
 
     def new_state(self) -> FeatureState | None:
         return FeatureState() if self.temporal else None
@@ -155,30 +273,63 @@ class FeaturePipeline:
     def transform(
         self, row: Row, *, ts_ms: int | None = None, state: FeatureState | None = None
     ) -> list[float | None]:
-        values = {name: _number(row.get(name)) for name in self.inputs}
+        vector = self._vector
+        if vector is not None and not self.temporal:
+            return vector(row)
+        values = _numbers(row, self.inputs)
         rates: dict[str, float | None] = {}
         if self.temporal:
-            if ts_ms is None:
-                raise ValueError("this model uses temporal features: pass ts_ms (event time, epoch ms)")
-            if state is None:
-                raise ValueError("this model uses temporal features: pass state=model.new_state() per group")
-            in_order = state.last_ms is None or ts_ms >= state.last_ms
-            for col in self._rate_cols:
-                current = values[col]
-                prev = state.previous.get(col)
-                rate: float | None = None
-                if current is not None and prev is not None and ts_ms > prev[0]:
-                    rate = (current - prev[1]) / ((ts_ms - prev[0]) / _MS_PER_HOUR)
-                rates[col] = rate
-                if in_order and current is not None:
-                    state.previous[col] = (ts_ms, current)
-            if in_order:
-                for key in self._ewm_keys:
-                    current = values[key[0]]
-                    if current is not None:
-                        state.ewms.setdefault(key, _Ewm()).update(current, ts_ms, key[1])
-                state.last_ms = ts_ms
+            rates = self._advance(values, ts_ms, state)
+        if vector is not None:
+            return vector(values, rates, ts_ms, state)
         return [self._one(spec, values, rates, ts_ms, state) for spec in self.specs]
+
+    def observe(self, row: Row, *, ts_ms: int | None = None, state: FeatureState | None = None) -> None:
+        """What `transform` does to `state`, without building the feature vector (for rows whose
+        features are not needed but whose history is: the state ends up exactly the same)."""
+        if self.temporal:
+            self._advance(_numbers(row, self._state_inputs), ts_ms, state)
+
+    def _advance(
+        self, values: Mapping[str, float | None], ts_ms: int | None, state: FeatureState | None
+    ) -> dict[str, float | None]:
+        """Feed one row's values to the temporal state; returns the rates at this row."""
+        if ts_ms is None:
+            raise ValueError("this model uses temporal features: pass ts_ms (event time, epoch ms)")
+        if state is None:
+            raise ValueError("this model uses temporal features: pass state=model.new_state() per group")
+        rates: dict[str, float | None] = {}
+        in_order = state.last_ms is None or ts_ms >= state.last_ms
+        for col in self._rate_cols:
+            current = values[col]
+            prev = state.previous.get(col)
+            rate: float | None = None
+            if current is not None and prev is not None and ts_ms > prev[0]:
+                rate = (current - prev[1]) / ((ts_ms - prev[0]) / _MS_PER_HOUR)
+            rates[col] = rate
+            if in_order and current is not None:
+                state.previous[col] = (ts_ms, current)
+        if in_order:
+            ewms = state.ewms
+            for key in self._ewm_keys:
+                current = values[key[0]]
+                if current is not None:
+                    ewm = ewms.get(key)
+                    if ewm is None:  # (not setdefault: that would build a tracker per call)
+                        ewm = ewms[key] = _Ewm()
+                    ewm.update(current, ts_ms, key[1])
+            history = state.history
+            for col, span_ms in self._history.items():
+                current = values[col]
+                if current is not None:
+                    readings = history.get(col)
+                    if readings is None:
+                        readings = history[col] = deque()
+                    readings.append((ts_ms, current))
+                    while readings[0][0] <= ts_ms - span_ms:  # no later row can read these
+                        readings.popleft()
+            state.last_ms = ts_ms
+        return rates
 
     @staticmethod
     def _one(
@@ -209,6 +360,10 @@ class FeaturePipeline:
             return 1.0 if weekday >= 5 else 0.0
         if op == "rate":
             return rates[spec["col"]]
+        if op == "lag":
+            return _lagged(state.history.get(spec["col"]), ts_ms, float(spec["lag_s"]) * 1000.0)
+        if op == "roll_mean":
+            return _window_mean(state.history.get(spec["col"]), ts_ms, float(spec["window_s"]) * 1000.0)
         ewm = state.ewms.get((spec["col"], float(spec["halflife_s"]) * 1000.0))
         if ewm is None or ewm.mean is None:
             return None
@@ -241,8 +396,38 @@ class _Linear:
         coef = spec["coef"]
         self.coef: list[list[float]] = [[float(c) for c in row] for row in coef]
         self.intercept: list[float] = [float(v) for v in spec["intercept"]]
+        self.raw: Callable[[Vector], list[float]] = self._compile()
 
-    def raw(self, x: Vector) -> list[float]:
+    def _compile(self) -> Callable[[Vector], list[float]]:
+        """`_generic` as straight-line generated code (speed only): the same imputation, the same
+        `(v - mean) / scale` and `coef * z` per input, and `math.fsum` (exactly rounded, so the order
+        of its terms cannot matter). A vector of another length takes `_generic`, which rejects it."""
+        n = len(self.fill)
+        numbers = [*self.fill, *self.mean, *self.scale, *self.intercept]
+        numbers += [c for row in self.coef for c in row]
+        if (
+            len(self.mean) != n
+            or len(self.scale) != n
+            or len(self.intercept) != len(self.coef)
+            or any(len(row) != n for row in self.coef)
+            or not all(math.isfinite(v) for v in numbers)  # repr(inf) is no literal
+        ):
+            return self._generic
+        lines = [f"if len(x) != {n}: return _generic(x)"]
+        lines += [f"v = x[{i}]; z{i} = ((v if v is not None else {f!r}) - {m!r}) / {s!r}"
+                  for i, (f, m, s) in enumerate(zip(self.fill, self.mean, self.scale, strict=True))]  # fmt: skip
+        outputs = [
+            "_fsum((" + "".join(f"{c!r} * z{i}, " for i, c in enumerate(row)) + f"{b!r}))"
+            for row, b in zip(self.coef, self.intercept, strict=True)
+        ]
+        source = "def raw(x):\n" + "".join(f"    {line}\n" for line in lines)
+        source += f"    return [{', '.join(outputs)}]\n"
+        namespace: dict[str, Any] = {"_fsum": math.fsum, "_generic": self._generic}
+        exec(compile(source, "<airlake-linear>", "exec"), namespace)
+        function: Callable[[Vector], list[float]] = namespace["raw"]
+        return function
+
+    def _generic(self, x: Vector) -> list[float]:
         z = [
             ((v if v is not None else f) - m) / s
             for v, f, m, s in zip(x, self.fill, self.mean, self.scale, strict=True)
@@ -287,14 +472,25 @@ class _Trees:
         Walking node arrays in a loop costs an interpreted step per node; a compiled expression
         costs one comparison per level, so the same trees evaluate several times faster. The result
         is identical: the same thresholds (repr round-trips floats exactly), the same `<=`, the
-        same missing-value direction.
+        same missing-value direction. Each feature the trees test is read from `x` once, into a
+        local variable (a local load is cheaper than a subscript, and each feature is tested many
+        times), with a missing value (None) as NaN and a NaN value as +inf, so one comparison per
+        node decides: `x <= t` where a missing value goes right (NaN <= t is false), `not x > t`
+        where it goes left (NaN > t is false); a NaN value goes right at every node, as `NaN <= t`
+        sends it, and for any other value the two comparisons are each other's negation.
         """
         outputs = []
         for k, baseline in enumerate(self.baseline):
             terms = [self._tree_source(tree, 0) for tree in (iteration[k] for iteration in self.trees)]
             outputs.append(" + ".join([repr(baseline), *terms]) if terms else repr(baseline))
-        source = "def score(x):\n    return [" + ", ".join(outputs) + "]\n"
-        namespace: dict[str, Any] = {}
+        tested = (f for it in self.trees for t in it for f, left in zip(t[0], t[3], strict=True) if left)
+        used = sorted({int(f) for f in tested})
+        reads = "".join(
+            f"    x{f} = x[{f}]\n    if x{f} is None or x{f} != x{f}: x{f} = _NAN if x{f} is None else _INF\n"
+            for f in used
+        )
+        source = "def score(x):\n" + reads + "    return [" + ", ".join(outputs) + "]\n"
+        namespace: dict[str, Any] = {"_NAN": math.nan, "_INF": math.inf}
         exec(compile(source, "<airlake-trees>", "exec"), namespace)
         function: Callable[[Vector], list[float]] = namespace["score"]
         return function
@@ -305,9 +501,11 @@ class _Trees:
         feature, threshold, missing_left, left, right, value = tree
         if not left[node]:
             return repr(value[node])
-        f, t = feature[node], threshold[node]
-        go_left = f"(x[{f}] <= {t!r} if x[{f}] is not None else {bool(missing_left[node])})"
-        return f"({self._tree_source(tree, left[node])} if {go_left} else {self._tree_source(tree, right[node])})"
+        f, t = int(feature[node]), threshold[node]
+        go_left, go_right = self._tree_source(tree, left[node]), self._tree_source(tree, right[node])
+        if missing_left[node]:
+            return f"({go_right} if x{f} > {t!r} else {go_left})"
+        return f"({go_left} if x{f} <= {t!r} else {go_right})"
 
     def raw(self, x: Vector) -> list[float]:
         return self._compiled(x)
@@ -330,11 +528,29 @@ def _sigmoid(value: float) -> float:
 Scorer = Callable[[Vector], list[float]]
 
 
+def _member(member: Mapping[str, Any], n_classes: int) -> Scorer:
+    """One blend member; a regression member fitted to log1p(y) carries `target_transform` "log1p"
+    and `clip` [lo, hi] (its log-scale output is clipped to the range seen in training, then
+    expm1), so members on different target scales blend on the original scale."""
+    scorer = _build(member["estimator"], n_classes)
+    transform = member.get("target_transform")
+    if transform is None:
+        return scorer
+    if transform != "log1p" or n_classes:
+        raise ArtifactError(f"unsupported member target_transform {transform!r}")
+    lo, hi = (float(v) for v in member["clip"])
+
+    def back(x: Vector) -> list[float]:
+        return [math.expm1(min(max(v, lo), hi)) for v in scorer(x)]
+
+    return back
+
+
 def _build(spec: Mapping[str, Any], n_classes: int) -> Scorer:
     """A function from feature vector to output: one value (regression) or class probabilities."""
     kind = spec["type"]
     if kind == "blend":
-        members = [(float(m["weight"]), _build(m["estimator"], n_classes)) for m in spec["members"]]
+        members = [(float(m["weight"]), _member(m, n_classes)) for m in spec["members"]]
 
         def blend(x: Vector) -> list[float]:
             outputs = [(w, f(x)) for w, f in members]
@@ -389,6 +605,11 @@ class LoadedModel:
 
     def features(self, row: Row, *, ts_ms: int | None = None, state: object | None = None) -> Vector:
         return self.pipeline.transform(row, ts_ms=ts_ms, state=_state(state))
+
+    def observe(self, row: Row, *, ts_ms: int | None = None, state: object | None = None) -> None:
+        """Advance a temporal model's `state` by one row exactly as `features` would, without
+        computing the features (nothing to do for a row-only model)."""
+        self.pipeline.observe(row, ts_ms=ts_ms, state=_state(state))
 
     def predict_one(self, row: Row, *, ts_ms: int | None = None, state: object | None = None) -> float | str:
         """A calibrated value (float) or a class label (str) for one row of raw inputs.

@@ -1,0 +1,380 @@
+"""The hot path's fast paths equal the plain definitions they replace, exactly.
+
+Speed-ups that must not change a single output: generated code for model features, trees and
+linear models (airlake.ml.runtime), calibration plans and device batches (airlake.calibration),
+running merges of sliding windows (airlake.windows), channel-by-channel fault detection and drift
+averages (airlake.classification), and `observe` for readings whose features are not needed
+(the classify stage's labels). Each test computes both and compares them with `repr`, which tells
+floats apart down to the sign of zero.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import statistics
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from airlake import classification
+from airlake.calibration import (
+    OUTPUT_DECIMALS,
+    TARGETS,
+    UCI_ALIASES,
+    DirectorySource,
+    ModelProvider,
+    _aliased,
+    builtin_artifact_files,
+    load_calibrator,
+)
+from airlake.classification import DeviceClassState, classify_readings
+from airlake.contract import Reading
+from airlake.contract.limits import CHANNEL_RANGES
+from airlake.ml.runtime import FeaturePipeline, LoadedModel, _Linear, _number, _Trees, load_artifact
+from airlake.windows import Pane, _Running, _window_channels
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+T0_MS = 1_773_144_000_000
+WIRE = (
+    "co2",
+    "pm25",
+    "voc",
+    "temperature",
+    "humidity",
+    "abs_humidity",
+    "mox_co",
+    "mox_nmhc",
+    "mox_nox",
+    "mox_no2",
+    "mox_o3",
+)
+
+
+def same(a: object, b: object) -> bool:
+    return repr(a) == repr(b)
+
+
+def shipped() -> dict[str, LoadedModel]:
+    registry = json.loads((MODELS / "registry.json").read_text())
+    out = {f"calibration/{t}": load_artifact(MODELS / d) for t, d in registry["calibration"]["fleet"].items()}
+    if registry.get("classifier"):
+        out["classifier"] = load_artifact(MODELS / registry["classifier"])
+    return out
+
+
+def odd_rows(seed: int, n: int) -> list[tuple[dict[str, Any], int]]:
+    """Realistic channels, some missing, zero, negative, integer, non-finite or not numbers."""
+    rng = random.Random(seed)
+    rows = []
+    ts = T0_MS
+    for _ in range(n):
+        ts += rng.choice([60_000, 60_000, 1, 0, -60_000, 900_000])
+        row: dict[str, Any] = {}
+        for name in WIRE:
+            value: Any = rng.gauss(900.0, 300.0) if name.startswith("mox") else rng.gauss(30.0, 20.0)
+            r = rng.random()
+            if r < 0.04:
+                continue
+            if r < 0.07:
+                value = rng.choice(
+                    [None, 0.0, -0.0, -value, int(value), math.nan, math.inf, str(value), True]
+                )
+            row[name] = value
+        rows.append((row, ts))
+    return rows
+
+
+def reference_vector(
+    pipeline: FeaturePipeline, row: Mapping[str, Any], ts_ms: int, state: Any
+) -> list[float | None]:
+    """The feature vector by the plain definition: `_one` for every spec."""
+    values = {name: _number(row.get(name)) for name in pipeline.inputs}
+    rates = pipeline._advance(values, ts_ms, state) if pipeline.temporal else {}
+    return [pipeline._one(spec, values, rates, ts_ms, state) for spec in pipeline.specs]
+
+
+def test_generated_features_equal_the_per_spec_definition_and_observe_advances_state_alike() -> None:
+    # Given the shipped models (row-only and temporal) and odd rows
+    for name, model in shipped().items():
+        fast_state, plain_state, observed_state = model.new_state(), model.new_state(), model.new_state()
+        for i, (row, ts) in enumerate(odd_rows(1, 600)):
+            # When the generated function computes the features, and the plain definition does
+            got = model.features(row, ts_ms=ts, state=fast_state)
+            expected = reference_vector(model.pipeline, row, ts, plain_state)
+            # Then they are identical, and a state fed by `observe` ends where features leave it
+            assert same(got, expected), (name, i)
+            if i % 3:
+                model.observe(row, ts_ms=ts, state=observed_state)
+            else:
+                assert same(model.features(row, ts_ms=ts, state=observed_state), expected), (name, i)
+        assert same(observed_state, fast_state)
+
+
+def walk_trees(trees: _Trees, x: list[float | None]) -> list[float]:
+    """Gradient-boosted trees by walking the node arrays, as exported."""
+    out = []
+    for k, baseline in enumerate(trees.baseline):
+        total = baseline
+        for iteration in trees.trees:
+            feature, threshold, missing_left, left, right, value = iteration[k]
+            node = 0
+            while left[node]:
+                v = x[feature[node]]
+                go_left = v <= threshold[node] if v is not None else bool(missing_left[node])
+                node = left[node] if go_left else right[node]
+            total += value[node]
+        out.append(total)
+    return out
+
+
+def estimators(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [m["estimator"] for m in spec["members"]] if spec["type"] == "blend" else [spec]
+
+
+def test_generated_trees_and_linear_models_equal_their_plain_evaluation() -> None:
+    # Given every tree and linear estimator of the shipped models, and vectors with missing, NaN,
+    # infinite and exactly-at-threshold values
+    rng = random.Random(2)
+    for path in sorted(MODELS.glob("*/*/model.json")) + sorted(MODELS.glob("*/*/*/model.json")):
+        for spec in estimators(json.loads(path.read_text())["estimator"]):
+            if spec["type"] == "trees":
+                trees = _Trees(spec)
+                width = 1 + max(f for it in spec["trees"] for t in it for f in t["feature"])
+                thresholds = [t for it in spec["trees"] for tree in it for t in tree["threshold"]]
+                for _ in range(300):
+                    x = [
+                        rng.choice(
+                            [None, math.nan, math.inf, -math.inf, rng.choice(thresholds), rng.gauss(0, 500)]
+                        )
+                        for _ in range(width)
+                    ]
+                    # Then the generated function scores like the node walk
+                    assert same(trees.raw(x), walk_trees(trees, x)), path
+            else:
+                linear = _Linear(spec)
+                for _ in range(300):
+                    x = [rng.choice([None, rng.gauss(0, 500), 0.0, -0.0]) for _ in spec["fill"]]
+                    assert same(linear.raw(x), linear._generic(x)), path
+    for target in TARGETS:  # the built-in baseline too
+        linear = _Linear(json.loads(builtin_artifact_files(target)["model.json"])["estimator"])
+        assert same(linear.raw([1.0, None, -3.5]), linear._generic([1.0, None, -3.5]))
+
+
+def plain_calibration(
+    provider: ModelProvider, device_id: str, channels: Mapping[str, Any]
+) -> dict[str, float]:
+    """Calibration by its definition: each target's model on its inputs (aliases allowed), clipped
+    to the output range, rounded; a target with a missing input is left out."""
+    models = provider.models
+    out = {}
+    for target in TARGETS:
+        model = (models.devices.get(device_id) or {}).get(target) or models.fleet.get(target)
+        if model is None:
+            continue
+        row = {}
+        for name in model.inputs:
+            value = channels.get(name)
+            if value is None:
+                value = _aliased(channels, name)
+            if value is None:
+                break
+            row[name] = value
+        else:
+            low, high, _unit = CHANNEL_RANGES[target]
+            out[target] = round(min(max(float(model.predict_one(row)), low), high), OUTPUT_DECIMALS[target])
+    return out
+
+
+def uci_named_registry(root: Path) -> None:
+    """The built-in baseline as a registry whose models name their inputs by UCI column (aliases)."""
+    fleet = {}
+    for target in TARGETS:
+        files = builtin_artifact_files(target)
+        model = json.loads(files["model.json"])
+        for feature in model["features"]:
+            feature["col"] = UCI_ALIASES.get(feature["col"], feature["col"])
+        folder = root / target
+        folder.mkdir(parents=True)
+        (folder / "model.json").write_text(json.dumps(model))
+        (folder / "metadata.json").write_bytes(files["metadata.json"])
+        fleet[target] = target
+    registry = {"version": "uci", "calibration": {"fleet": fleet}}
+    (root / "registry.json").write_text(json.dumps(registry))
+
+
+@pytest.mark.parametrize("models", ["builtin", "uci_aliases", "shipped"])
+def test_calibrating_a_device_batch_equals_calibrating_reading_by_reading(
+    models: str, tmp_path: Path
+) -> None:
+    # Given a calibrator (folded linear models, aliased inputs, or the shipped trees) and readings
+    # of several devices, some inputs missing
+    if models == "uci_aliases":
+        uci_named_registry(tmp_path)
+    source = {"builtin": tmp_path, "uci_aliases": tmp_path, "shipped": MODELS}[models]
+    calibrator = load_calibrator(DirectorySource(source))
+    rng = random.Random(3)
+    readings = []
+    for row, ts in odd_rows(4, 300):
+        channels = {k: v for k, v in row.items() if type(v) in (int, float) and math.isfinite(v)}
+        if models == "uci_aliases" and rng.random() < 0.5:
+            channels = {UCI_ALIASES.get(k, k): v for k, v in channels.items()}
+        readings.append((channels, ts))
+    for device in ("d1", "d2"):
+        # When a device's readings are calibrated as one batch
+        got, version = calibrator.calibrate_device(device, readings)
+        # Then each equals the plain per-reading calibration, and calibrate_channels agrees
+        assert version == calibrator.version
+        for (channels, ts), values in zip(readings, got, strict=True):
+            expected = plain_calibration(calibrator.provider, device, channels)
+            assert same(values, expected)
+            assert same(calibrator.calibrate_channels(device, channels, ts)[0], expected)
+
+
+PANE_MS = 300_000
+STATS = st.fixed_dictionaries(
+    {},
+    optional={
+        name: st.tuples(
+            st.integers(1, 20), st.floats(-1e6, 1e6), st.floats(-1e3, 1e3), st.floats(-1e3, 1e3)
+        ).map(lambda t: [float(t[0]), t[1], min(t[2], t[3]), max(t[2], t[3])])
+        for name in ("co2", "pm25", "t")
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(panes=st.lists(STATS, min_size=1, max_size=30))
+def test_sliding_windows_merged_as_they_run_equal_windows_merged_from_scratch(
+    panes: list[dict[str, list[float]]],
+) -> None:
+    # Given closed panes, some empty, with channels that come and go
+    closed = {i * PANE_MS: Pane(i * PANE_MS, stats) for i, stats in enumerate(panes)}
+    running = _Running()
+    for end in range(PANE_MS, (len(panes) + 12) * PANE_MS, PANE_MS):
+        for length in (PANE_MS, 12 * PANE_MS):
+            # When a window is computed extending the previous one's merge, and from scratch
+            got = _window_channels(
+                end - length, end, closed, PANE_MS, 60_000, running if length > PANE_MS else None
+            )
+            expected = _window_channels(end - length, end, closed, PANE_MS, 60_000)
+            # Then they are identical
+            assert same(got, expected)
+
+
+BASE = {"co2": 800.0, "pm25": 20.0, "voc": 400.0, "humidity": 50.0, "co": 8.0, "nox": 200.0}
+
+
+def batch_of(rng: random.Random, start: int, n: int, layouts: int) -> list[Reading]:
+    """Readings with events, spikes, out-of-range values and stuck channels (flatlines)."""
+    names = ["co2", "pm25", "voc", "temperature", "humidity", "mox_co", "co", "nox", "no2", "other"]
+    shapes = [rng.sample(names, rng.randint(1, len(names))) for _ in range(layouts)]
+    stuck = set(rng.sample(names, 3))
+    out = []
+    ts = start
+    for i in range(n):
+        ts += rng.choice([60_000, 60_000, 60_000, 0, 420_000])
+        channels = {}
+        for name in rng.choice(shapes):
+            base = BASE.get(name, 190.0)
+            r = rng.random()
+            if r < 0.3 or (name in stuck and r > 0.05):
+                value = base
+            elif r < 0.4:
+                value = base * rng.choice([3, 10, -1, 100])
+            else:
+                value = rng.gauss(base, base / 3)
+            channels[name] = int(value) if r > 0.97 else value
+        out.append(Reading("d", ts, i % 3, channels))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_channel_by_channel_detection_equals_reading_by_reading(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given batches with one channel layout (the channel-by-channel path) over a few batches
+    rng = random.Random(seed)
+    batches = []
+    ts = T0_MS
+    for _ in range(4):
+        batches.append(batch_of(rng, ts, rng.randint(1, 80), layouts=1))
+        ts = batches[-1][-1].ts_ms
+    fast_state, fast_entry = DeviceClassState(), {"step_ms": 60_000} if seed % 2 else {}
+    fast = [classify_readings(fast_state, fast_entry, "d", b) for b in batches]
+    # When the same batches run with the detectors forced reading by reading
+    monkeypatch.setattr(classification, "_detect_faults", lambda *_args: None)
+    plain_state, plain_entry = DeviceClassState(), {"step_ms": 60_000} if seed % 2 else {}
+    plain = [classify_readings(plain_state, plain_entry, "d", b) for b in batches]
+    # Then transitions, counts, state and roster entry (drift averages included) are identical
+    assert same(fast, plain)
+    assert same(fast_state.to_doc(), plain_state.to_doc())
+    assert json.dumps(fast_entry) == json.dumps(plain_entry)
+
+
+def plain_drift(entry: dict[str, Any], readings: list[Reading], tau: float) -> None:
+    for reading in readings:
+        averages = entry.setdefault("ema", {})
+        for name in classification.DRIFT_TOLERANCE:
+            value = reading.channels.get(name)
+            if value is None:
+                continue
+            track = averages.get(name)
+            if track is None:
+                averages[name] = [value, reading.ts_ms]
+            elif reading.ts_ms > track[1]:
+                track[0] += (1.0 - math.exp(-(reading.ts_ms - track[1]) / tau)) * (value - track[0])
+                track[1] = reading.ts_ms
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_drift_averages_channel_by_channel_equal_reading_by_reading(seed: int) -> None:
+    # Given readings of mixed layouts (channels appear late, come and go)
+    rng = random.Random(seed)
+    readings = batch_of(rng, T0_MS, 60, layouts=3)
+    times = classification.FaultConfig().for_step(None)
+    existing = {"ema": {"nox": [150.0, T0_MS + 120_000]}} if seed % 2 else {"last": T0_MS}
+    got, expected = json.loads(json.dumps(existing)), json.loads(json.dumps(existing))
+    # When both compute the averages
+    classification._drift_averages(got.setdefault("ema", {}), readings, times)
+    plain_drift(expected, readings, times.drift_tau_ms)
+    # Then values, times and the order the channels appear in are identical
+    assert json.dumps(got) == json.dumps(expected) and same(got, expected)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_drift_medians_from_the_ranked_index_equal_medians_of_the_peer_lists(seed: int) -> None:
+    # Given a roster of sites with tied, signed-zero, stale and missing averages
+    rng = random.Random(seed)
+    roster: dict[str, dict[str, Any]] = {}
+    for d in range(rng.randint(1, 60)):
+        ema = {}
+        for name in classification.DRIFT_TOLERANCE:
+            if rng.random() < 0.9:
+                value = rng.choice([rng.gauss(300.0, 200.0), 0.0, -0.0, 250.0, float(rng.randint(0, 3))])
+                ema[name] = [value, T0_MS - rng.choice([0, 0, 0, 60_000, 5_400_000])]
+        roster[f"d{d}"] = {"site": rng.choice(["a", "b", "unknown"]), "last": T0_MS, "ema": ema}
+    fast_index = classification.peer_index(roster)
+    plain_index = dict(fast_index)  # a plain dict: check_drift takes the peer lists as they are
+    for (site, name), group in fast_index.items():  # the medians themselves
+        ranks = fast_index.ranks((site, name))
+        assert ranks is not None
+        for device_id in [*roster, "absent"]:
+            peers = [v for other, v, _t in group if other != device_id]
+            if peers:
+                median = classification._median_without(ranks, ranks.places.get(device_id))
+                assert same(median, statistics.median(peers))
+    for device_id in roster:
+        fast_state, plain_state = DeviceClassState(), DeviceClassState()
+        for _ in range(3):  # repeated, so episodes open, hold and clear
+            # When drift is checked from the ranked index and from the plain peer lists
+            fast = classification.check_drift(fast_state, roster, device_id, index=fast_index)
+            plain = classification.check_drift(plain_state, roster, device_id, index=plain_index)
+            # Then transitions and episodes are identical
+            assert same(fast, plain)
+            assert same(fast_state.to_doc(), plain_state.to_doc())
