@@ -3,9 +3,12 @@
 Only the families we ship are exported; anything else raises, so an unexportable model can never be
 written as an artifact:
 
-* `Pipeline(SimpleImputer, StandardScaler, Ridge | LogisticRegression)` -> `linear`
+* `Pipeline(SimpleImputer, StandardScaler, Ridge | HuberRegressor | LogisticRegression)` -> `linear`
 * `HistGradientBoostingRegressor | HistGradientBoostingClassifier` (numeric features) -> `trees`
 * `VotingRegressor | VotingClassifier(voting="soft")` over the above -> `blend`
+* `train.Log1pTarget` (a regressor fitted to log1p(y)) -> a blend member with `target_transform`
+  "log1p" and its `clip`; alone, a blend of that one member (so the model-level `target_transform`
+  keeps meaning "the whole output", and row-only linear fast paths never mistake it for plain linear)
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ from sklearn.ensemble import (
     VotingRegressor,
 )
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import HuberRegressor, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from airlake.ml.runtime import FORMAT_ID, METADATA_FILE, MODEL_FILE
+from airlake.ml.train import Log1pTarget
 
 _MAX = float(np.finfo(np.float64).max)
 
@@ -47,7 +51,7 @@ def export_estimator(estimator: Any) -> dict[str, Any]:
         if not (
             isinstance(imputer, SimpleImputer)
             and isinstance(scaler, StandardScaler)
-            and isinstance(model, Ridge | LogisticRegression)
+            and isinstance(model, Ridge | HuberRegressor | LogisticRegression)
         ):
             raise TypeError(f"cannot export pipeline {estimator!r}")
         coef = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64))
@@ -89,6 +93,8 @@ def export_estimator(estimator: Any) -> dict[str, Any]:
                 )
             trees.append(exported)
         return {"type": "trees", "baseline": _floats(estimator._baseline_prediction), "trees": trees}
+    if isinstance(estimator, Log1pTarget):
+        return {"type": "blend", "members": [_member(estimator, 1.0)]}
     if isinstance(estimator, VotingRegressor | VotingClassifier):
         if isinstance(estimator, VotingClassifier) and estimator.voting != "soft":
             raise TypeError("only soft voting is exportable")
@@ -97,12 +103,20 @@ def export_estimator(estimator: Any) -> dict[str, Any]:
         total = float(sum(weights))
         return {
             "type": "blend",
-            "members": [
-                {"weight": float(w) / total, "estimator": export_estimator(m)}
-                for w, m in zip(weights, members, strict=True)
-            ],
+            "members": [_member(m, float(w) / total) for w, m in zip(weights, members, strict=True)],
         }
     raise TypeError(f"cannot export {type(estimator).__name__}")
+
+
+def _member(estimator: Any, weight: float) -> dict[str, Any]:
+    if isinstance(estimator, Log1pTarget):
+        return {
+            "weight": weight,
+            "estimator": export_estimator(estimator.regressor_),
+            "target_transform": "log1p",
+            "clip": [float(estimator.clip_[0]), float(estimator.clip_[1])],
+        }
+    return {"weight": weight, "estimator": export_estimator(estimator)}
 
 
 def library_versions() -> dict[str, str]:

@@ -66,7 +66,7 @@ def test_train_calibration_predict_round_trip(calibration_csv: Path, tmp_path: P
     meta = model.metadata
     assert meta["inputs"] == ["sensor", "other", "T", "RH"]
     assert meta["input_report"]["excluded_columns"] == {"Timestamp": "not numeric", "site": "not numeric"}
-    assert set(meta["model_comparison"]) == {"ridge_raw", "ridge", "hgb", "blend"}
+    assert set(meta["model_comparison"]) == set(train.CALIBRATION_CANDIDATES)
     assert meta["validation"]["strategy"] == "contiguous blocks in file order"
     assert meta["target"] == "ref"
     # and the winner is the candidate with the lowest validation RMSE
@@ -88,12 +88,13 @@ def test_training_is_deterministic(calibration_csv: Path, tmp_path: Path) -> Non
     assert (tmp_path / "m0" / "model.json").read_bytes() == (tmp_path / "m1" / "model.json").read_bytes()
 
 
+@pytest.mark.parametrize("family", ["blend", "robust_log_blend"])
 def test_temporal_hot_path_equals_sklearn_on_the_training_stream(
-    calibration_csv: Path, tmp_path: Path
+    calibration_csv: Path, tmp_path: Path, family: str
 ) -> None:
-    # Given a temporal calibration artifact
+    # Given a temporal calibration artifact (lags and rolling means included)
     pipeline.train_calibration(
-        calibration_csv, target="ref", model_out=tmp_path / "m", timestamp="Timestamp", candidates=("blend",)
+        calibration_csv, target="ref", model_out=tmp_path / "m", timestamp="Timestamp", candidates=(family,)
     )
     model = load_artifact(tmp_path / "m")
     assert model.temporal
@@ -108,6 +109,26 @@ def test_temporal_hot_path_equals_sklearn_on_the_training_stream(
     # Then it equals the batch `predict` command
     pipeline.predict(tmp_path / "m", calibration_csv, tmp_path / "p.csv")
     np.testing.assert_allclose(hot, pd.read_csv(tmp_path / "p.csv")["prediction"], rtol=0, atol=1e-6)
+    # and the model is the requested family on lagged and rolling inputs
+    assert model.metadata["model"] == family
+    assert {"lag", "roll_mean"} <= {spec["op"] for spec in model.pipeline.specs}
+
+
+def test_log_target_candidates_only_for_non_negative_targets() -> None:
+    # Given targets with a negative value
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    y = x @ [1.0, 2.0, -1.0] + rng.normal(scale=0.1, size=200)
+    assert y.min() < 0
+    # When every candidate is offered, then none fitted to log1p(y) is compared
+    fitted = train.fit_calibration(x, y, raw_columns=[0, 1, 2], timestamp_ms=None, groups=None, seed=1)
+    assert "ridge_log" not in fitted.comparison and "robust_log_blend" not in fitted.comparison
+    assert {"huber", "robust_blend"} <= set(fitted.comparison)
+    # and asking for a log-target family alone fits its plain counterpart
+    alone = train.fit_calibration(
+        x, y, raw_columns=[0, 1, 2], timestamp_ms=None, groups=None, seed=1, candidates=("robust_log_blend",)
+    )
+    assert alone.name == "robust_blend"
 
 
 def test_classifier_on_episodes_with_time_and_group(events_csv: Path, tmp_path: Path) -> None:

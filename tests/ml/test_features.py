@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from airlake.ml.features import compute_matrix, design_features
-from airlake.ml.runtime import FeaturePipeline
+from airlake.ml.features import compute_matrix, design_features, lag_step_seconds
+from airlake.ml.runtime import ArtifactError, FeaturePipeline
 from tests.ml.conftest import event_frame
 
 HOUR_MS = 3_600_000
@@ -25,8 +25,10 @@ def test_changing_the_future_never_changes_past_features() -> None:
     # Given a multi-device frame and its temporal feature matrix
     frame = event_frame(devices=2, hours=12)
     columns = ["co2", "pm25", "voc", "temperature", "humidity"]
-    specs = design_features(frame, columns, temporal=True)
     ts, groups = _temporal_inputs(frame)
+    specs = design_features(frame, columns, temporal=True, timestamp_ms=ts, groups=groups)
+    # (every kind of temporal feature, lags and rolling means included)
+    assert {s["op"] for s in specs} >= {"rate", "ewm_std", "lag", "roll_mean", "hour_sin", "weekend"}
     before = compute_matrix(frame, specs, timestamp_ms=ts, groups=groups)
     # When every reading after a cut-off time is replaced by wild values
     cut = np.sort(ts)[len(ts) // 2]
@@ -146,3 +148,99 @@ def test_design_is_generic_and_only_logs_positive_columns() -> None:
         ("ratio", ("s1", "s2")),
         ("logmul", ("s1", "Temp")), ("logmul", ("s2", "Temp")),
     ]  # fmt: skip
+
+
+def test_lag_and_rolling_mean_exact_values() -> None:
+    # Given hourly readings with a missing value at 2 h and a gap at 5 h
+    pipeline = FeaturePipeline(
+        [
+            {"op": "lag", "col": "a", "lag_s": 3600},
+            {"op": "lag", "col": "a", "lag_s": 7200},
+            {"op": "roll_mean", "col": "a", "window_s": 10800},
+        ]
+    )
+    state = pipeline.new_state()
+    readings = [(0, 1.0), (1, 2.0), (2, None), (3, 4.0), (4, 5.0), (6, 7.0)]
+    # When they are fed in order
+    got = [pipeline.transform({"a": v}, ts_ms=T0 + h * HOUR_MS, state=state) for h, v in readings]
+    # Then a lag is the reading that long ago (missing if that reading is missing: never an older
+    # one), and the rolling mean averages the present readings in (t - 3 h, t], the current included
+    assert got == [
+        [None, None, 1.0],
+        [1.0, None, 1.5],
+        [2.0, 1.0, 1.5],
+        [None, 2.0, 3.0],
+        [4.0, None, 4.5],
+        [None, 5.0, 6.0],
+    ]
+    # and a late reading (5 h, after 6 h) is scored from the current state, which it leaves untouched
+    assert pipeline.transform({"a": 100.0}, ts_ms=T0 + 5 * HOUR_MS, state=state) == [5.0, None, 5.0]
+    assert pipeline.transform({"a": 8.0}, ts_ms=T0 + 7 * HOUR_MS, state=state) == [7.0, None, 7.5]
+
+
+def test_lags_tolerate_jitter_but_not_stale_readings() -> None:
+    pipeline = FeaturePipeline([{"op": "lag", "col": "a", "lag_s": 3600}])
+    state = pipeline.new_state()
+    pipeline.transform({"a": 1.0}, ts_ms=T0, state=state)
+    # 61 minutes later: the reading 61 minutes ago stands for "an hour ago"
+    assert pipeline.transform({"a": 2.0}, ts_ms=T0 + 61 * 60_000, state=state) == [1.0]
+    # 2 h 30 min after the first and 89 minutes after the second: the second
+    assert pipeline.transform({"a": 3.0}, ts_ms=T0 + 150 * 60_000, state=state) == [2.0]
+    # after a 4-hour gap, an hour ago there was nothing: missing, not the 4-hour-old value
+    assert pipeline.transform({"a": 4.0}, ts_ms=T0 + 390 * 60_000, state=state) == [None]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"op": "lag", "col": "a", "lag_s": 0},
+        {"op": "lag", "col": "a", "lag_s": -3600},
+        {"op": "lag", "col": "a", "lag_s": float("nan")},
+        {"op": "lag", "col": "a", "lag_s": float("inf")},
+        {"op": "lag", "col": "a", "lag_s": True},
+        {"op": "lag", "col": "a"},
+        {"op": "roll_mean", "col": "a", "window_s": 0},
+        {"op": "roll_mean", "col": "a", "window_s": -10800},
+    ],
+)
+def test_a_feature_that_would_read_the_future_cannot_be_expressed(spec: dict[str, object]) -> None:
+    # A zero or negative lag or window would read the current or a later row: refused at load
+    with pytest.raises(ArtifactError, match=r"positive (lag_s|window_s)|finite (lag_s|window_s)"):
+        FeaturePipeline([spec])
+
+
+def test_lag_step_follows_the_sampling_interval() -> None:
+    hourly = T0 + np.arange(10) * HOUR_MS
+    assert lag_step_seconds(hourly) == 3600
+    assert lag_step_seconds(T0 + np.arange(10) * 600_000) == 3600  # 10-minute data: still an hour
+    assert lag_step_seconds(T0 + np.arange(10) * 3 * HOUR_MS) == 3 * 3600
+    assert lag_step_seconds(None) == 3600
+    # two devices reading every 3 h, interleaved: the interval is per device, not 1.5 h
+    both = np.concatenate([T0 + np.arange(5) * 3 * HOUR_MS, T0 + HOUR_MS + np.arange(5) * 3 * HOUR_MS])
+    assert lag_step_seconds(both, np.array(["a"] * 5 + ["b"] * 5)) == 3 * 3600
+
+
+def test_temporal_design_lags_every_input_and_observe_keeps_their_history() -> None:
+    # Given the temporal design of a multi-device frame
+    frame = event_frame(devices=1, hours=6)
+    ts, _ = _temporal_inputs(frame)
+    specs = design_features(frame, ["co2", "pm25"], temporal=True, timestamp_ms=ts)
+    # Then each input has lags of one and two sampling steps and a three-step mean
+    assert [s for s in specs if s["op"] in {"lag", "roll_mean"}] == [
+        {"op": "lag", "col": "co2", "lag_s": 3600},
+        {"op": "lag", "col": "co2", "lag_s": 7200},
+        {"op": "roll_mean", "col": "co2", "window_s": 10800},
+        {"op": "lag", "col": "pm25", "lag_s": 3600},
+        {"op": "lag", "col": "pm25", "lag_s": 7200},
+        {"op": "roll_mean", "col": "pm25", "window_s": 10800},
+    ]
+    # and a state advanced by `observe` gives the same features as one advanced by `transform`
+    pipeline = FeaturePipeline(specs)
+    fed, observed = pipeline.new_state(), pipeline.new_state()
+    rows = frame.to_dict("records")
+    for row, t in zip(rows[:-1], ts[:-1].tolist(), strict=True):
+        pipeline.transform(row, ts_ms=t, state=fed)
+        pipeline.observe(row, ts_ms=t, state=observed)
+    last = pipeline.transform(rows[-1], ts_ms=int(ts[-1]), state=fed)
+    assert pipeline.transform(rows[-1], ts_ms=int(ts[-1]), state=observed) == last
+    assert all(v is not None for v in last)

@@ -17,12 +17,13 @@ from sklearn.ensemble import (
     VotingRegressor,
 )
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import HuberRegressor, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from airlake.ml.export import export_estimator, write_artifact
 from airlake.ml.runtime import ArtifactError, load_artifact, load_artifact_files
+from airlake.ml.train import Log1pTarget, huber_pipeline
 
 FEATURES = [{"op": "raw", "col": "a"}, {"op": "raw", "col": "b"}, {"op": "raw", "col": "c"}]
 
@@ -66,6 +67,7 @@ def _artifact(tmp_path: Path, estimator: object, kind: str, classes: list[str] |
 
 REGRESSORS = {
     "ridge": lambda: _linear(Ridge(alpha=1.0)),
+    "huber": lambda: _linear(HuberRegressor(alpha=0.5, max_iter=500)),
     "hgb": lambda: HistGradientBoostingRegressor(max_iter=30, random_state=0),
     "blend": lambda: VotingRegressor(
         [("r", _linear(Ridge())), ("g", HistGradientBoostingRegressor(max_iter=20, random_state=0))],
@@ -166,3 +168,40 @@ def test_trees_that_split_on_missingness_export_exactly(tmp_path: Path) -> None:
     model = load_artifact(_artifact(tmp_path, estimator, "calibration", None))
     got = np.array([model.predict_one(row) for row in _rows(x)], dtype=float)
     np.testing.assert_allclose(got, estimator.predict(x), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", ["log_ridge", "log_blend", "robust_log_blend"])
+def test_runtime_log_target_members_equal_sklearn(tmp_path: Path, family: str) -> None:
+    # Given a skewed non-negative target and models fitted to log1p(y), alone or blended with
+    # members on the original scale
+    x, y, _ = _data()
+    y = np.exp(y / 8.0)
+    log_ridge = Log1pTarget(_linear(Ridge(alpha=1.0)))
+    estimator = {
+        "log_ridge": log_ridge,
+        "log_blend": VotingRegressor(
+            [("log", log_ridge), ("g", HistGradientBoostingRegressor(max_iter=20, random_state=0))]
+        ),
+        "robust_log_blend": VotingRegressor(
+            [
+                ("huber", huber_pipeline(y)),
+                ("g", HistGradientBoostingRegressor(max_iter=20, random_state=0)),
+                ("log", log_ridge),
+            ],
+            weights=[1 / 3, 1 / 3, 1 / 3],
+        ),
+    }[family].fit(x, y)
+    model = load_artifact(_artifact(tmp_path, estimator, "calibration", None))
+    # When the runtime scores the training rows and rows far outside the training range
+    far = x.copy()
+    far[:50, 0] = 40.0  # drives the log-scale output past its clip, both ways
+    far[50:100, 0] = -40.0
+    for rows in (x, far):
+        got = np.array([model.predict_one(row) for row in _rows(rows)], dtype=float)
+        # Then it equals scikit-learn (clip, then expm1) to 1e-6
+        np.testing.assert_allclose(got, estimator.predict(rows), rtol=1e-9, atol=1e-6)
+    # and the clip holds: no prediction beyond e times the largest training target
+    assert np.isfinite(got).all() and got.max() <= np.exp(np.log1p(y.max()) + 1.0)
+    # and a lone log-target model is a one-member blend, so model-level `target_transform` stays unset
+    spec = json.loads((tmp_path / "model.json").read_text())
+    assert spec["target_transform"] is None and spec["estimator"]["type"] == "blend"
