@@ -57,7 +57,10 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
         "--stage", default="local", help="settings from cdk.json context.stages (default local)"
     )
     parser.add_argument(
-        "--state-dir", type=Path, default=DEFAULT_STATE, help="lake, report and logs (default .airlake)"
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE,
+        help="lake (replaced on each run), report and logs (default .airlake)",
     )
     parser.add_argument("--endpoint-url", help="use a running `local up` endpoint instead of starting one")
     parser.add_argument("--no-cold-path", action="store_true", help="stop after the hot path and raw landing")

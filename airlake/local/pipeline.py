@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -98,6 +99,9 @@ def run(
 
     config = load_stage_config(options.stage)
     options.state_dir.mkdir(parents=True, exist_ok=True)
+    # The local lake mirrors this run's emulated bucket, which starts empty: a previous run's files
+    # left in it would be read again by the cold path (its raw objects are other, same-day keys).
+    shutil.rmtree(options.lake_dir, ignore_errors=True)
     warm_spark: Future[Any] | None = None
     if options.cold_path and spark is None:
         # The JVM takes seconds to start: start it while the hot path runs.
