@@ -38,14 +38,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from airlake.contract.limits import CHANNEL_RANGES
+from airlake.contract.limits import CHANNEL_DECIMALS, CHANNEL_RANGES
 from airlake.ml.runtime import LoadedModel, load_artifact_files
 
 TARGETS: Final = ("co", "nox", "no2")
 # Decimals kept in a calibrated value: ten times finer than the reference analysers the models are
-# trained against resolve (CO 0.1 mg/m3, NOx 1 ppb, NO2 1 ug/m3). The digits beyond are model noise,
-# and storing them costs the curated lake ~15 bytes a reading (full-precision doubles do not compress).
-OUTPUT_DECIMALS: Final = {"co": 2, "nox": 1, "no2": 1}
+# trained against resolve (CO 0.1 mg/m3, NOx 1 ppb, NO2 1 ug/m3), as the contract declares. The digits
+# beyond are model noise, and the curated zone stores these outputs as decimals at this scale.
+OUTPUT_DECIMALS: Final = {name: CHANNEL_DECIMALS[name] for name in ("co", "nox", "no2")}
 REGISTRY_FILE: Final = "registry.json"
 DEVICES_FILE: Final = "devices.json"
 DEFAULT_MODELS_DIR: Final = Path(__file__).resolve().parent.parent / "models"

@@ -4,8 +4,8 @@ The CDK stack turns every `Table` here into a Glue `CfnTable` (with partition pr
 crawler or `MSCK REPAIR` is ever needed); the local SQL runner (`airlake.sql`) registers the same
 tables as DuckDB views over the local lake folder; the Spark jobs build their output schemas from
 the same column lists. Column types are Athena (Hive DDL) type names, which Spark's DDL parser also
-reads. This module imports nothing heavier than the standard library on purpose: the CDK app and
-the CLI import it.
+reads. This module imports nothing heavier than the standard library and the contract's limits on
+purpose: the CDK app and the CLI import it.
 
 Partition projection: `dt` is a date projected from the fleet epoch to `NOW`; Athena computes the
 partition locations from `storage.location.template` instead of listing the catalog, so a new
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Final, Literal
+
+from airlake.contract.limits import CHANNEL_DECIMALS
 
 TableFormat = Literal["parquet", "json", "text"]
 
@@ -164,11 +166,23 @@ RAW_READINGS = Table(
     serde_parameters={"field.delim": "\u0001", "serialization.format": "\u0001"},
 )
 
+# Channel columns of curated readings are exact decimals at the contract's resolution
+# (CHANNEL_DECIMALS): stored as scaled integers, which delta-encode and compress to a fraction of
+# doubles. Precision 9 (an INT32 in Parquet) holds every value the contract's ranges allow.
+CHANNEL_PRECISION: Final = 9
+
+
+def channel_type(name: str) -> str:
+    """Athena type of a channel column of curated readings: decimal(9, the channel's decimals)."""
+    return f"decimal({CHANNEL_PRECISION},{CHANNEL_DECIMALS[name]})"
+
+
 READINGS = Table(
-    name="readings",
+    name="curated_readings",
     description=(
         "Valid readings, decoded with the contract's rules, de-duplicated on (device_id, ts_ms, seq) "
-        "keeping the earliest arrival, calibrated, partitioned by event-time date."
+        "keeping the earliest arrival, calibrated, partitioned by event-time date. Channels are "
+        "exact decimals at the contract's resolution; analysts query the `readings` view (doubles)."
     ),
     location="curated/readings/",
     format="parquet",
@@ -182,10 +196,11 @@ READINGS = Table(
         Column(
             "other_channels",
             "map<string,double>",
-            "channels sent that have no column of their own (new or unknown names), raw units",
+            "channels sent that have no column of their own (new or unknown names), raw units; also a "
+            "known channel's value when it was sent finer than the column's resolution (column null)",
         ),
-        *(Column(name, "double", comment) for name, comment in WIDE_CHANNELS),
-        *(Column(name, "double", comment) for name, _ref, comment in CALIBRATED_CHANNELS),
+        *(Column(name, channel_type(name), comment) for name, comment in WIDE_CHANNELS),
+        *(Column(name, channel_type(name), comment) for name, _ref, comment in CALIBRATED_CHANNELS),
         Column("model_version", "string", "calibration model version used (null when none)"),
         Column("received_at", "timestamp", "arrival (processing) time: start of the raw partition hour"),
         Column("source_file", "string", "raw object the reading was read from (lineage)"),
@@ -193,6 +208,16 @@ READINGS = Table(
         Column("element_index", "int", "position in a JSON-array payload (0 for a single object)"),
     ),
     partition_keys=(_DT_EVENT,),
+)
+# Columns of curated readings written with Parquet's delta encoding instead of a dictionary: sorted
+# by device and time, consecutive values differ by little (see glue_jobs._lake.write_partitions).
+READINGS_DELTA_COLUMNS: Final[tuple[str, ...]] = (
+    "ts",
+    "ts_ms",
+    "seq",
+    "line_no",
+    *(name for name, _comment in WIDE_CHANNELS),
+    *(name for name, _ref, _comment in CALIBRATED_CHANNELS),
 )
 
 QUARANTINE = Table(

@@ -41,7 +41,9 @@ from airlake.simulate import FleetConfig, Simulation
 from glue_jobs.raw_to_curated import load_calibrator, run_raw_to_curated
 
 HOUR_MS = 3_600_000
-QUERY_COLUMNS = ("ts", "co2", "pm25", "voc", "temperature", "humidity", "device_id")
+# athena/queries/one_device_day.sql through the `readings` view, which also reads other_channels
+# (where a value sent finer than its column's resolution is kept).
+QUERY_COLUMNS = ("ts", "co2", "pm25", "voc", "temperature", "humidity", "device_id", "other_channels")
 
 
 def emit(bench: str, value: float, unit: str, baseline: float) -> None:
@@ -161,10 +163,15 @@ def main() -> int:
 
         rows = (
             LocalLake(lake)
-            .query(f"SELECT count(*) FROM readings WHERE dt = '{day}' AND device_id = '{device}'")
+            .query(
+                f"SELECT count(*), count(co2), avg(temperature) FROM readings "
+                f"WHERE dt = '{day}' AND device_id = '{device}'"
+            )
             .rows
         )
-        print(f"one-day one-device query returned count={rows[0][0]} for {device} on {day}")
+        print(
+            f"one-day one-device query for {device} on {day}: count, count(co2), avg(temperature) = {rows[0]}"
+        )
         spark.stop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -29,15 +29,16 @@ from pyspark.sql import functions as F  # noqa: N812
 
 from airlake.batch.readings import table_schema
 from airlake.batch.session import configure, local_spark
-from airlake.catalog import QUARANTINE, READINGS, ROLLUPS_DAILY, ROLLUPS_HOURLY, Table
+from airlake.catalog import QUARANTINE, READINGS, READINGS_DELTA_COLUMNS, ROLLUPS_DAILY, ROLLUPS_HOURLY, Table
 from glue_jobs._lake import dates_between, read_partitions, table_path, write_partitions
 
-# Parquet tables this job may compact, with the sort order their producers write.
-COMPACTABLE: dict[str, tuple[Table, tuple[str, ...]]] = {
-    READINGS.name: (READINGS, ("device_id", "ts_ms", "seq")),
-    QUARANTINE.name: (QUARANTINE, ("source_file", "line_no")),
-    ROLLUPS_HOURLY.name: (ROLLUPS_HOURLY, ("device_id", "channel", "period_start")),
-    ROLLUPS_DAILY.name: (ROLLUPS_DAILY, ("device_id", "channel", "period_start")),
+# Parquet tables this job may compact, with the sort order and delta-encoded columns their
+# producers write (a compacted file is encoded as its producer would have written it).
+COMPACTABLE: dict[str, tuple[Table, tuple[str, ...], tuple[str, ...]]] = {
+    READINGS.name: (READINGS, ("device_id", "ts_ms", "seq"), READINGS_DELTA_COLUMNS),
+    QUARANTINE.name: (QUARANTINE, ("source_file", "line_no"), ()),
+    ROLLUPS_HOURLY.name: (ROLLUPS_HOURLY, ("device_id", "channel", "period_start"), ()),
+    ROLLUPS_DAILY.name: (ROLLUPS_DAILY, ("device_id", "channel", "period_start"), ()),
 }
 
 
@@ -64,7 +65,7 @@ def run_compaction(
     dates = dates_between(from_dt, to_dt or from_dt)
     counts: dict[str, Any] = {}
     for name in tables:
-        table, sort_by = COMPACTABLE[name]
+        table, sort_by, delta_columns = COMPACTABLE[name]
         base = table_path(lake_root, table)
         frame = read_partitions(spark, base, table_schema(table))
         if frame is None:
@@ -81,7 +82,7 @@ def run_compaction(
         try:
             rows = days.count()
             if rows:
-                write_partitions(days, base, sort_by)
+                write_partitions(days, base, sort_by, delta_columns=delta_columns)
         finally:
             days.unpersist()
         counts[name] = {

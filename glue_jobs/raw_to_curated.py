@@ -44,7 +44,7 @@ from airlake.batch.readings import (
     readings_of,
 )
 from airlake.batch.session import configure, local_spark
-from airlake.catalog import QUARANTINE, RAW_READINGS, READINGS
+from airlake.catalog import QUARANTINE, RAW_READINGS, READINGS, READINGS_DELTA_COLUMNS
 from glue_jobs._lake import (
     add_local_args,
     dates_between,
@@ -134,7 +134,12 @@ def run_raw_to_curated(
             counts["readings_partitions"] = sorted(per_day)
             counts["quarantine_partitions"] = sorted(_per_partition(quarantine))
             if counts["readings_partitions"]:
-                write_partitions(readings.drop("_new"), readings_path, ("device_id", "ts_ms", "seq"))
+                write_partitions(
+                    readings.drop("_new"),
+                    readings_path,
+                    ("device_id", "ts_ms", "seq"),
+                    delta_columns=READINGS_DELTA_COLUMNS,
+                )
             if counts["quarantine_partitions"]:
                 write_partitions(quarantine.drop("_new"), quarantine_path, ("source_file", "line_no"))
         finally:

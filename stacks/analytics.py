@@ -14,6 +14,7 @@ stack; the SQL is tested locally (DuckDB) and the deploy section says how to che
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,8 +55,38 @@ class SqlFile:
 
 
 def sql_files(kind: str, root: Path = ATHENA_DIR) -> list[SqlFile]:
-    """Every `athena/<kind>/*.sql`, in file-name order (views may build on earlier views)."""
+    """Every `athena/<kind>/*.sql`, in file-name order."""
     return [SqlFile.read(path) for path in sorted((root / kind).glob("*.sql"))]
+
+
+_COMMENT = re.compile(r"--[^\n]*")
+
+
+def in_dependency_order(views: list[SqlFile]) -> list[SqlFile]:
+    """Views ordered so each comes after the views it names (e.g. `device_lifecycle` after
+    `readings`), otherwise in file-name order. A name counts when it appears as a whole word
+    outside comments; a cycle is an error, since Athena could create neither view."""
+    names = {view.name for view in views}
+    needs = {
+        view.name: {
+            other
+            for other in names - {view.name}
+            if re.search(rf"\b{re.escape(other)}\b", _COMMENT.sub("", view.sql), re.IGNORECASE)
+        }
+        for view in views
+    }
+    ordered: list[SqlFile] = []
+    done: set[str] = set()
+    pending = list(views)
+    while pending:
+        ready = [view for view in pending if needs[view.name] <= done]
+        if not ready:
+            raise ValueError(f"views depend on each other in a cycle: {sorted(v.name for v in pending)}")
+        first = ready[0]
+        ordered.append(first)
+        done.add(first.name)
+        pending.remove(first)
+    return ordered
 
 
 class AnalyticsWorkgroup(Construct):
@@ -111,7 +142,7 @@ class AnalyticsWorkgroup(Construct):
             self.named_queries.append(named)
 
         self.views: list[cr.AwsCustomResource] = []
-        views = sql_files("views")
+        views = in_dependency_order(sql_files("views"))
         if views:
             self._create_views(
                 views,

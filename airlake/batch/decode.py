@@ -22,8 +22,9 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from airlake.catalog import CALIBRATED_CHANNELS, WIDE_CHANNELS
+from airlake.catalog import CALIBRATED_CHANNELS, CHANNEL_PRECISION, WIDE_CHANNELS
 from airlake.contract import Quarantined, decode
+from airlake.contract.limits import CHANNEL_DECIMALS
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -35,6 +36,11 @@ _GZIP_MAGIC = b"\x1f\x8b"
 WIDE_CHANNEL_NAMES: tuple[str, ...] = tuple(name for name, _comment in WIDE_CHANNELS)
 _WIDE = frozenset(WIDE_CHANNEL_NAMES)
 CALIBRATED_NAMES: tuple[str, ...] = tuple(name for name, _ref, _comment in CALIBRATED_CHANNELS)
+# Per channel column: (decimals, exclusive magnitude bound) of its decimal(9, decimals) type.
+_DECIMAL_TYPE: dict[str, tuple[int, float]] = {
+    name: (CHANNEL_DECIMALS[name], 10.0 ** (CHANNEL_PRECISION - CHANNEL_DECIMALS[name]))
+    for name in (*WIDE_CHANNEL_NAMES, *CALIBRATED_NAMES)
+}
 
 KIND_READING = "reading"
 KIND_QUARANTINE = "quarantine"
@@ -138,6 +144,12 @@ def decode_files(
                         calibrated, model_version = calibrator.calibrate_channels(
                             result.device_id, channels, result.ts_ms
                         )
+                    others = {name: value for name, value in channels.items() if name not in _WIDE}
+                    wide = [channels.get(name) for name in WIDE_CHANNEL_NAMES]
+                    for i, value in enumerate(wide):
+                        if value is not None and not fits_column(WIDE_CHANNEL_NAMES[i], value):
+                            others[WIDE_CHANNEL_NAMES[i]] = value  # exact, not rounded away
+                            wide[i] = None
                     yield (
                         KIND_READING,
                         path,
@@ -150,9 +162,9 @@ def decode_files(
                         result.seq,
                         result.firmware,
                         result.model,
-                        {name: value for name, value in channels.items() if name not in _WIDE},
-                        *(channels.get(name) for name in WIDE_CHANNEL_NAMES),
-                        *(_as_float(calibrated.get(name)) for name in CALIBRATED_NAMES),
+                        others,
+                        *wide,
+                        *(_calibrated(name, calibrated.get(name)) for name in CALIBRATED_NAMES),
                         model_version,
                         date_of_ms(result.ts_ms),
                         None,
@@ -161,8 +173,28 @@ def decode_files(
                     )
 
 
-def _as_float(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
+def fits_column(name: str, value: float) -> bool:
+    """Whether `value` is exactly a decimal of channel `name`'s column type (its decimals, |v| < 10**(9-d)).
+
+    `round(v, d) == v` holds exactly when the shortest decimal form of the double has at most `d`
+    decimals: then Spark's cast to decimal(9, d) (via Double.toString) stores that decimal exactly,
+    and reading it back as a double gives `value` again.
+    """
+    decimals, bound = _DECIMAL_TYPE[name]
+    return -bound < value < bound and round(value, decimals) == value
+
+
+def _calibrated(name: str, value: object) -> float | None:
+    """A calibrated output for its decimal column (calibration rounds to the same decimals and clips
+    to the contract's range, so it always fits; anything else would be a calibration bug)."""
+    if value is None:
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    if not fits_column(name, number):
+        raise ValueError(
+            f"calibrated {name}={number!r} does not fit {name}'s column; see airlake.calibration"
+        )
+    return number
 
 
 def _quarantine_row(

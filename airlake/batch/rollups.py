@@ -35,22 +35,28 @@ _WIDE = tuple(name for name, _comment in WIDE_CHANNELS)
 def long_values(readings: DataFrame) -> DataFrame:
     """Curated readings -> one row per (device_id, ts_ms, channel, value, ref).
 
-    Wire channels come from the channel columns and the `other_channels` map; the calibrated
-    outputs come from the calibrated columns (a device that sends `co` itself, in the map, is taken
-    as already calibrated), with the matching reference value in `ref` for residuals.
+    Wire channels come from the channel columns (exact decimals, as doubles here) and the
+    `other_channels` map, which also holds a known channel's value sent finer than its column's
+    resolution (the column is null then, so each value is counted once); the calibrated outputs
+    come from the calibrated columns (a device that sends `co` itself, in the map, is taken as
+    already calibrated), with the matching reference value in `ref` for residuals.
     """
     calibrated_names = list(_CALIBRATED)
     keys = ("device_id", "ts", "ts_ms")
     columns = readings.select(
         *keys,
-        F.inline(F.array(*(F.struct(F.lit(n).alias("channel"), F.col(n).alias("value")) for n in _WIDE))),
+        F.inline(
+            F.array(
+                *(F.struct(F.lit(n).alias("channel"), F.col(n).cast("double").alias("value")) for n in _WIDE)
+            )
+        ),
     ).where(F.col("value").isNotNull())
     others = readings.select(*keys, F.explode("other_channels").alias("channel", "value")).where(
         ~F.col("channel").isin(calibrated_names)
     )
     parts = [columns.unionByName(others).withColumn("ref", F.lit(None).cast("double"))]
     for name, ref in _CALIBRATED.items():
-        value = F.coalesce(F.col(name), F.col("other_channels").getItem(name))
+        value = F.coalesce(F.col(name).cast("double"), F.col("other_channels").getItem(name))
         parts.append(
             readings.select(
                 *keys, F.lit(name).alias("channel"), value.alias("value"), _channel(ref).alias("ref")
@@ -63,8 +69,10 @@ def long_values(readings: DataFrame) -> DataFrame:
 
 
 def _channel(name: str) -> Column:
-    """A wire channel's value: its own column when it has one, else its entry in `other_channels`."""
-    return F.col(name) if name in _WIDE else F.col("other_channels").getItem(name)
+    """A wire channel's value: its own column when it has one (else, or when sent finer than the
+    column holds, its entry in `other_channels`)."""
+    in_map = F.col("other_channels").getItem(name)
+    return F.coalesce(F.col(name).cast("double"), in_map) if name in _WIDE else in_map
 
 
 def device_steps(readings: DataFrame, period: Period) -> DataFrame:

@@ -8,6 +8,7 @@ from pyspark.sql.types import (
     BinaryType,
     BooleanType,
     DataType,
+    DecimalType,
     DoubleType,
     IntegerType,
     LongType,
@@ -34,6 +35,9 @@ def spark_type(athena_type: str) -> DataType:
     text = athena_type.replace(" ", "").lower()
     if text in _SIMPLE:
         return _SIMPLE[text]
+    if text.startswith("decimal(") and text.endswith(")"):
+        precision, scale = text[8:-1].split(",")
+        return DecimalType(int(precision), int(scale))
     if text.startswith("map<") and text.endswith(">"):
         key, value = text[4:-1].split(",", 1)
         return MapType(spark_type(key), spark_type(value), valueContainsNull=True)

@@ -53,5 +53,32 @@ CHANNEL_RANGES: Final[dict[str, tuple[float, float, str]]] = {
     "ref_c6h6": (0.0, 1_000.0, "ug/m3"),
 }
 
+# Resolution of the known channels: the decimal places devices report them with (the sensors'
+# resolution; the calibrated outputs at 10x the reference analysers' resolution). The curated zone
+# stores each as an exact decimal at this scale (8-byte doubles of short decimals barely compress;
+# scaled integers do). A value sent finer than this is never rounded away: the batch path keeps it,
+# exactly, in the reading's `other_channels` instead of the channel's column.
+CHANNEL_DECIMALS: Final[dict[str, int]] = {
+    "co2": 1,
+    "pm25": 2,
+    "pm10": 2,
+    "voc": 1,
+    "temperature": 2,
+    "humidity": 2,
+    "abs_humidity": 4,
+    "co": 2,
+    "no2": 1,
+    "nox": 1,
+    "mox_co": 1,
+    "mox_nmhc": 1,
+    "mox_nox": 1,
+    "mox_no2": 1,
+    "mox_o3": 1,
+    "ref_co": 1,
+    "ref_nox": 1,
+    "ref_no2": 1,
+    "ref_c6h6": 1,
+}
+
 # Any finite number is kept for an unknown channel, within this magnitude.
 UNKNOWN_CHANNEL_LIMIT: Final = 1e12

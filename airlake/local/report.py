@@ -47,9 +47,13 @@ def _png(figure: Any) -> str:
 def _calibration_plot(readings: ds.Dataset) -> str:
     import matplotlib.pyplot as plt
 
-    table = readings.to_table(
-        columns=["device_id", "ts", "co", "ref_co", "nox", "ref_nox"], filter=ds.field("ref_co").is_valid()
-    ).to_pandas()
+    columns = {
+        "device_id": ds.field("device_id"),
+        "ts": ds.field("ts"),
+        # channel columns are exact decimals; plot them as floats
+        **{name: ds.field(name).cast("float64") for name in ("co", "ref_co", "nox", "ref_nox")},
+    }
+    table = readings.to_table(columns=columns, filter=ds.field("ref_co").is_valid()).to_pandas()
     figure, axes = plt.subplots(2, 1, figsize=(11, 6), sharex=True)
     if table.empty:
         axes[0].text(0.5, 0.5, "no co-located reference device in this run", ha="center")

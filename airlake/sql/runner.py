@@ -45,6 +45,9 @@ def duckdb_type(athena_type: str) -> str:
     lowered = text.lower()
     if lowered in _DUCKDB_TYPES:
         return _DUCKDB_TYPES[lowered]
+    if lowered.startswith("decimal(") and text.endswith(")"):
+        precision, scale = (int(part) for part in text[8:-1].split(","))
+        return f"DECIMAL({precision}, {scale})"
     if lowered.startswith("map<") and text.endswith(">"):
         key, value = _split_top(text[4:-1])
         return f"MAP({duckdb_type(key)}, {duckdb_type(value)})"

@@ -9,7 +9,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from airlake.catalog import TABLES
-from stacks.analytics import sql_files
+from stacks.analytics import SqlFile, in_dependency_order, sql_files
 from stacks.cold_path import GLUE_JOBS
 from tests.infra.conftest import Synth
 
@@ -341,6 +341,41 @@ def test_named_queries_and_views_come_from_the_sql_files(dev: Synth) -> None:
         assert queries[file.name]["QueryString"] == file.sql
     views = dev.resources("Custom::AWS")
     assert len(views) == len(sql_files("views"))
+
+
+def test_views_are_created_after_the_views_they_use(dev: Synth) -> None:
+    """Each view resource waits for the previous one; `readings` (over curated_readings) must come
+    before the views that select from it, whatever the file names' order."""
+    views = {key.split("/", 1)[1]: r for key, r in dev.resources("Custom::AWS").items()}  # "Stack/LogicalId"
+    name_of = {
+        logical: json.loads(_props(r)["Create"])["parameters"]["QueryString"].split("VIEW ", 1)[1].split()[0]
+        for logical, r in views.items()
+    }
+    previous = {
+        logical: next((d for d in r.get("DependsOn", []) if d in views), None) for logical, r in views.items()
+    }
+    order = []
+    current = next(logical for logical in views if logical not in set(previous.values()))  # the last one
+    while current is not None:
+        order.append(name_of[current])
+        current = previous[current]
+    order.reverse()
+    assert len(order) == len(views)
+    for user in ("device_lifecycle", "firmware_periods"):
+        assert order.index("readings") < order.index(user)
+
+
+def test_view_dependency_order_and_cycles() -> None:
+    def view(name: str, sql: str) -> SqlFile:
+        return SqlFile(name=name, description="", sql=sql)
+
+    # Given b uses c (a mention in a comment does not count), and a uses nothing
+    files = [view("a", "-- not b\nSELECT 1"), view("b", "SELECT * FROM c"), view("c", "SELECT 2")]
+    # Then c comes before b, the rest keeps file-name order
+    assert [v.name for v in in_dependency_order(files)] == ["a", "c", "b"]
+    # And a cycle is refused
+    with pytest.raises(ValueError, match="cycle"):
+        in_dependency_order([view("x", "SELECT * FROM y"), view("y", "SELECT * FROM x")])
 
 
 # --- monitoring -----------------------------------------------------------------------------

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 
 from airlake.batch.readings import QUARANTINE_SCHEMA, READINGS_SCHEMA
+from airlake.catalog import READINGS
 from glue_jobs.raw_to_curated import run_raw_to_curated
 from tests.spark.conftest import write_raw
 
@@ -62,7 +66,11 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [
             reading("dev-a", MAR10_10H, 1, co2=420, temperature=21.5),
             b"not json{",
-            [reading("dev-a", MAR10_10H + 60_000, 2, co2=425.0), reading("dev-a", MAR10_10H, 3, co2=-5.0)],
+            [
+                # temperature sent finer than its column's 2 decimals
+                reading("dev-a", MAR10_10H + 60_000, 2, co2=425.0, temperature=21.537),
+                reading("dev-a", MAR10_10H, 3, co2=-5.0),
+            ],
             b"\xff\xfe{}",
         ],
     )
@@ -127,7 +135,7 @@ def test_first_run_decodes_quarantines_deduplicates_and_partitions_by_event_time
             2,
             425.0,
             None,
-            {},
+            {"temperature": 21.537},  # kept exactly, not rounded into the decimal column
             utc("2024-03-10 10:00:00"),
             3,
         ),
@@ -149,6 +157,26 @@ def test_first_run_decodes_quarantines_deduplicates_and_partitions_by_event_time
         ],
         key=repr,
     )
+
+
+def test_channels_are_stored_as_exact_delta_encoded_decimals(spark: SparkSession, lake: Path) -> None:
+    # Given the lake after the first run, When a curated file is read with pyarrow
+    day = next((lake / "curated" / "readings" / "dt=2024-03-10").glob("*.parquet"))
+    parquet = pq.ParquetFile(day)
+    table = parquet.read(columns=["seq", "co2", "temperature"]).sort_by("seq")
+
+    # Then channels are decimals at the contract's resolution, holding exactly what was sent
+    assert table.schema.field("co2").type == pa.decimal128(9, 1)
+    assert table.schema.field("temperature").type == pa.decimal128(9, 2)
+    assert table.column("co2").to_pylist() == [Decimal("420.0"), Decimal("425.0")]
+    assert table.column("temperature").to_pylist() == [Decimal("21.50"), None]
+    # And numeric columns are delta-encoded (no dictionary), strings keep their dictionary
+    group = parquet.metadata.row_group(0)
+    encodings = {group.column(i).path_in_schema: group.column(i).encodings for i in range(group.num_columns)}
+    for name in ("ts", "ts_ms", "seq", "co2", "temperature", "co"):
+        assert "DELTA_BINARY_PACKED" in encodings[name], (name, encodings[name])
+        assert "PLAIN_DICTIONARY" not in encodings[name] and "RLE_DICTIONARY" not in encodings[name]
+    assert "RLE_DICTIONARY" in encodings["device_id"] or "PLAIN_DICTIONARY" in encodings["device_id"]
 
 
 def test_rerun_over_the_same_input_rewrites_identical_partitions(spark: SparkSession, lake: Path) -> None:
@@ -195,8 +223,8 @@ def test_compaction_merges_a_days_files_and_keeps_its_rows(spark: SparkSession, 
     assert len(list((lake / "curated" / "readings" / "dt=2024-03-10").glob("*.parquet"))) == 2
 
     # When the day is compacted
-    counts = run_compaction(spark, str(lake), tables=["readings"], from_dt="2024-03-10")
+    counts = run_compaction(spark, str(lake), tables=[READINGS.name], from_dt="2024-03-10")
 
     # Then it is one file holding exactly the same rows
-    assert counts == {"readings": {"files_before": 2, "files_after": 1, "rows": 4}}
+    assert counts == {READINGS.name: {"files_before": 2, "files_after": 1, "rows": 4}}
     assert curated_rows(spark, lake) == before

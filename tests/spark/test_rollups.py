@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
+from airlake.batch.decode import WIDE_CHANNEL_NAMES as WIDE
+from airlake.batch.decode import fits_column
+from airlake.batch.readings import READINGS_SCHEMA
 from airlake.batch.rollups import ROLLUP_COLUMNS, rollup
-from airlake.catalog import WIDE_CHANNELS
 from tests.spark.conftest import spark_utc
 
 pytestmark = pytest.mark.spark
@@ -31,22 +33,37 @@ def readings(spark: SparkSession) -> DataFrame:
         ("d1", H10 + 20 * MIN, {"temperature": 22.0}, 2.0),
         ("d1", H10 + 40 * MIN, {"temperature": 23.0}, None),
         ("d1", H10 + 50 * MIN, {"temperature": 24.0}, None),
-        ("d2", H10 + 5 * MIN, {"temperature": 10.0, "radon": 40.0}, None),  # radon: no column, in the map
+        # radon has no column; 10.125 is finer than temperature's 2 decimals: both are in the map
+        ("d2", H10 + 5 * MIN, {"temperature": 10.125, "radon": 40.0}, None),
+    ]
+    # As the raw -> curated job stores them: a value that fits its column's decimal type goes there
+    split = [
+        (
+            d,
+            t,
+            {k: v for k, v in c.items() if k in WIDE and fits_column(k, v)},
+            {k: v for k, v in c.items() if k not in WIDE or not fits_column(k, v)},
+            co,
+        )
+        for d, t, c, co in rows
     ]
     frame = spark.createDataFrame(
-        [(d, t, c, co) for d, t, c, co in rows],
-        "device_id string, ts_ms bigint, channels map<string,double>, co double",
+        split,
+        "device_id string, ts_ms bigint, wide map<string,double>, other_channels map<string,double>, co double",
     )
-    wide = [name for name, _comment in WIDE_CHANNELS]
     return frame.selectExpr(
         "device_id",
         "timestamp_millis(ts_ms) AS ts",
         "ts_ms",
-        *(f"channels['{name}'] AS {name}" for name in wide),
-        f"map_filter(channels, (k, v) -> k NOT IN ({', '.join(repr(n) for n in wide)})) AS other_channels",
-        "co",
-        "CAST(NULL AS double) AS nox",
-        "CAST(NULL AS double) AS no2",
+        *(
+            f"CAST(wide['{name}'] AS {READINGS_SCHEMA[name].dataType.simpleString()}) AS {name}"
+            for name in WIDE
+        ),
+        "other_channels",
+        *(
+            f"CAST({'co' if name == 'co' else 'NULL'} AS {READINGS_SCHEMA[name].dataType.simpleString()}) AS {name}"
+            for name in ("co", "nox", "no2")
+        ),
     )
 
 
@@ -72,7 +89,21 @@ def test_hourly_rollup_values_completeness_and_residuals(readings: DataFrame) ->
         ("d1", "temperature", hour, 5, 22.0, 20.0, 24.0, 24.0, *step, 5 / 6, *NO_RESIDUALS, "2024-03-10"),
         # one sample: no interval to infer a step from, so completeness is unknown, not guessed
         ("d2", "radon", hour, 1, 40.0, 40.0, 40.0, 40.0, None, None, None, *NO_RESIDUALS, "2024-03-10"),
-        ("d2", "temperature", hour, 1, 10.0, 10.0, 10.0, 10.0, None, None, None, *NO_RESIDUALS, "2024-03-10"),
+        (
+            "d2",
+            "temperature",
+            hour,
+            1,
+            10.125,
+            10.125,
+            10.125,
+            10.125,
+            None,
+            None,
+            None,
+            *NO_RESIDUALS,
+            "2024-03-10",
+        ),
     ]
 
 

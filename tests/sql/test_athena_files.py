@@ -41,11 +41,34 @@ def test_every_query_file_is_covered_below() -> None:
 def test_one_device_day(local_lake: LocalLake) -> None:
     assert run(local_lake, "one_device_day") == [
         (t(10, 0), 400.0, 10.0, 100.0, 20.0, 40.0),
-        (t(10, 10), 410.0, 12.0, 110.0, 20.5, 41.0),
+        (t(10, 10), 410.0, 12.0, 110.0, 20.5, 41.005),  # from other_channels, through the view
         (t(10, 20), 420.0, 14.0, None, None, None),
         (t(10, 30), 430.0, None, None, None, None),
         (t(11, 0), 440.0, None, None, None, None),
     ]
+
+
+def test_view_readings_gives_channels_as_exact_doubles(local_lake: LocalLake) -> None:
+    # Given curated_readings with decimal channel columns and one humidity kept in other_channels
+    table_types = dict(
+        local_lake.query(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'curated_readings'"
+        ).rows
+    )
+    assert (table_types["co2"], table_types["humidity"]) == ("DECIMAL(9,1)", "DECIMAL(9,2)")
+    # When analysts query the readings view
+    view_types = dict(
+        local_lake.query(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'readings'"
+        ).rows
+    )
+    rows = local_lake.query(
+        "SELECT seq, co2, humidity, other_channels FROM readings WHERE device_id = 'dev-001' AND seq <= 2 ORDER BY seq"
+    ).rows
+    # Then every channel is a double equal to the value sent, whichever column stored it
+    assert {view_types[c] for c in ("co2", "humidity", "co", "mox_co")} == {"DOUBLE"}
+    assert rows == [(1, 400.0, 40.0, {}), (2, 410.0, 41.005, {"humidity": 41.005})]
+    assert set(view_types) == {*table_types}  # the view has every column of the table
 
 
 def test_device_gaps(local_lake: LocalLake) -> None:
