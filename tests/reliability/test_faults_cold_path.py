@@ -171,9 +171,9 @@ def test_a_job_killed_after_its_first_partition_and_rerun_gives_the_clean_table(
     shutil.copytree(lakes["clean"] / "raw", lake / "raw")
     real_write = _lake.write_partitions
 
-    def killed_after_first_partition(frame: Any, path: str, sort_by: Any) -> None:
+    def killed_after_first_partition(frame: Any, path: str, sort_by: Any, **options: Any) -> None:
         first_dt = min(r.dt for r in frame.select("dt").distinct().collect())
-        real_write(frame.where(frame.dt == first_dt), path, sort_by)
+        real_write(frame.where(frame.dt == first_dt), path, sort_by, **options)
         raise RuntimeError("executor lost: job killed")
 
     # When the job dies after writing the first day of curated readings
