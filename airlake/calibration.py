@@ -188,6 +188,97 @@ class FastLinear:
         return cls(inputs, terms, bias)
 
 
+_ROW_FEATURE_OPS: Final = frozenset({"raw", "log", "ratio", "logmul"})
+
+
+@dataclass(frozen=True, slots=True)
+class _FoldedMember:
+    """One linear function of the features, scaler folded in: `bias + sum(weight * feature)`, a
+    missing feature (log of a non-positive input, ratio over zero) taking its imputer fill value;
+    with `clip`, its output is a log1p-scale value: clipped to [lo, hi], then expm1."""
+
+    blend_weight: float
+    weights: tuple[float, ...]
+    fills: tuple[float, ...]
+    bias: float
+    clip: tuple[float, float] | None
+
+
+@dataclass(frozen=True, slots=True)
+class FoldedFeatureLinear:
+    """A linear model (or a blend of linear members) over row-only engineered features (raw, log,
+    ratio, logmul), folded into one weight per feature, for the generated calibration plan.
+
+    The shipped fleet calibrations are such models (see airlake.ml.fleet). Equal to the runtime's
+    evaluation (features -> imputer -> scaler -> linear, members blended, log1p undone) up to the
+    rounding of folding the scaler into the weights, for finite inputs, all present: the only case
+    the calibrator scores. `blend` says whether the output is a weighted sum of the members (the
+    runtime's `blend`) or the single member itself."""
+
+    inputs: tuple[str, ...]
+    features: tuple[tuple[str, str, str | None], ...]  # (op, a, b)
+    members: tuple[_FoldedMember, ...]
+    blend: bool
+    log1p: bool  # the whole model's output is undone with expm1
+
+    @classmethod
+    def from_files(cls, files: Mapping[str, bytes], inputs: tuple[str, ...]) -> FoldedFeatureLinear | None:
+        model = json.loads(files["model.json"])
+        features = model.get("features") or []
+        estimator = model.get("estimator") or {}
+        if (
+            model.get("kind") != "calibration"
+            or model.get("target_transform") not in (None, "log1p")
+            or not features
+            or any(f.get("op") not in _ROW_FEATURE_OPS for f in features)
+        ):
+            return None
+        specs = tuple((str(f["op"]), str(f.get("col") or f["a"]), f.get("b")) for f in features)
+        if estimator.get("type") == "linear":
+            member = _fold_member(estimator, 1.0, None, len(specs))
+            members: tuple[_FoldedMember, ...] = () if member is None else (member,)
+            blend = False
+        elif estimator.get("type") == "blend":
+            folded = [
+                _fold_member(m.get("estimator") or {}, m.get("weight"), m, len(specs))
+                for m in estimator.get("members") or []
+            ]
+            members = tuple(m for m in folded if m is not None)
+            if len(members) != len(folded):
+                return None
+            blend = True
+        else:
+            return None
+        if not members:
+            return None
+        return cls(inputs, specs, members, blend, model.get("target_transform") == "log1p")
+
+
+def _fold_member(
+    estimator: Mapping[str, Any], weight: object, member: Mapping[str, Any] | None, n: int
+) -> _FoldedMember | None:
+    if estimator.get("type") != "linear" or len(estimator.get("coef", [])) != 1:
+        return None
+    coef, means, scales = estimator["coef"][0], estimator["mean"], estimator["scale"]
+    fills = estimator["fill"]
+    if not len(coef) == len(means) == len(scales) == len(fills) == n:
+        return None
+    clip = None
+    if member is not None and member.get("target_transform") is not None:
+        if member["target_transform"] != "log1p":
+            return None
+        lo, hi = (float(v) for v in member["clip"])
+        clip = (lo, hi)
+    weights = tuple(float(c) / float(s) for c, s in zip(coef, scales, strict=True))
+    bias = float(estimator["intercept"][0]) - math.fsum(
+        w * float(m) for w, m in zip(weights, means, strict=True)
+    )
+    numbers = (*weights, *(float(f) for f in fills), bias, float(weight), *(clip or ()))  # type: ignore[arg-type]
+    if not all(math.isfinite(v) for v in numbers):
+        return None  # repr() of a non-finite float is no Python literal
+    return _FoldedMember(float(weight), weights, tuple(float(f) for f in fills), bias, clip)  # type: ignore[arg-type]
+
+
 @dataclass(slots=True)
 class ModelSet:
     """One registry version, loaded: fleet and per-device calibration models, the classifier."""
@@ -197,7 +288,9 @@ class ModelSet:
     devices: dict[str, dict[str, LoadedModel]] = field(default_factory=dict)
     classifier: LoadedModel | None = None
     device_info: dict[str, dict[str, Any]] = field(default_factory=dict)
-    fast: dict[int, FastLinear] = field(default_factory=dict)  # id(LoadedModel) -> folded form
+    fast: dict[int, FastLinear | FoldedFeatureLinear] = field(
+        default_factory=dict
+    )  # id(LoadedModel) -> folded form
 
 
 def interval_ms(value: object) -> int | None:
@@ -214,7 +307,7 @@ def interval_ms(value: object) -> int | None:
 def load_model_set(source: ModelSource) -> ModelSet:
     registry = source.registry()
     info = {str(d["device_id"]): d for d in source.devices() if "device_id" in d}
-    fast: dict[int, FastLinear] = {}
+    fast: dict[int, FastLinear | FoldedFeatureLinear] = {}
     cache: dict[str, LoadedModel] = {}
 
     def from_files(files: Mapping[str, bytes]) -> LoadedModel:
@@ -222,6 +315,10 @@ def load_model_set(source: ModelSource) -> ModelSet:
         folded = FastLinear.from_files(files)
         if folded is not None and folded.inputs == model.inputs:
             fast[id(model)] = folded
+        elif not model.temporal:
+            general = FoldedFeatureLinear.from_files(files, model.inputs)
+            if general is not None:
+                fast[id(model)] = general
         return model
 
     def load(rel: str) -> LoadedModel:
@@ -330,7 +427,7 @@ class Calibrator:
         results: list[dict[str, float]] = [{} for _ in items]
         vectors: dict[str, list[list[float | None] | None]] = {}  # row-only features by feature specs
         for target, model, folded, low, high, decimals in plan:
-            if folded is not None:
+            if type(folded) is FastLinear:
                 for out, (channels, _ts_ms) in zip(results, items, strict=True):
                     value = folded.bias
                     for name, alias, weight in folded.terms:
@@ -374,7 +471,7 @@ class Calibrator:
 
 
 # One target of a device's calibration plan: its model (and folded form), output range and decimals.
-_Step = tuple[str, LoadedModel, FastLinear | None, float, float, int]
+_Step = tuple[str, LoadedModel, FastLinear | FoldedFeatureLinear | None, float, float, int]
 
 
 def _plan(models: ModelSet, overrides: Mapping[str, LoadedModel] | None) -> tuple[_Step, ...]:
@@ -393,37 +490,105 @@ _Folded = Callable[[Mapping[str, float]], dict[str, float]]  # a folded plan: ch
 
 
 def _compile_folded(steps: Sequence[_Step]) -> _Folded | None:
-    """A plan whose every model is folded (FastLinear), as one generated function of the channels
-    (speed only): each input read once however many targets use it, then per target the same
-    `bias + w1 * x1 + w2 * x2 ...` in the same order, clip and rounding as `calibrate_device`'s loop;
-    a target with an input missing is left out. None when the plan has another kind of model."""
+    """A plan whose every model is folded (FastLinear or FoldedFeatureLinear), as one generated
+    function of the channels (speed only): each input read once, each log and feature computed
+    once however many targets use it, then per target its folded sum(s), blend, expm1, clip and
+    rounding, as `calibrate_device`'s loop and the runtime do; a target with an input missing is
+    left out. None when the plan has another kind of model."""
     inputs: dict[tuple[str, str | None], str] = {}
+    cache: dict[tuple[str, ...], str] = {}  # (op, a, b) -> variable holding the feature (or None)
     lines = ["get = channels.get", "out = {}"]
+
+    def read(name: str) -> str:
+        alias = _REVERSE_ALIASES.get(name)
+        var = inputs.get((name, alias))
+        if var is None:
+            var = inputs[(name, alias)] = f"x{len(inputs)}"
+            lines.append(f"{var} = get({name!r})")
+            if alias is not None:
+                lines.append(f"if {var} is None: {var} = get({alias!r})")
+        return var
+
+    def feature(op: str, a: str, b: str | None, body: list[str]) -> str:
+        key = (op, a, b or "")
+        var = cache.get(key)
+        if var is not None:
+            return var
+        xa = read_inside[a]
+        if op == "raw":
+            return xa
+        if op in ("log", "logmul"):
+            log_var = cache.get(("log", a, ""))
+            if log_var is None:
+                log_var = cache[("log", a, "")] = f"f{len(cache)}"
+                body.append(f"{log_var} = _ln({xa}) if {xa} > 0.0 else None")
+            if op == "log":
+                return log_var
+            xb = read_inside[b or ""]
+            var = cache[key] = f"f{len(cache)}"
+            body.append(f"{var} = {log_var} * {xb} if {log_var} is not None else None")
+            return var
+        xb = read_inside[b or ""]
+        var = cache[key] = f"f{len(cache)}"
+        body.append(f"{var} = {xa} / {xb} if {xb} != 0.0 else None")
+        return var
+
+    group: tuple[str, ...] | None = None  # inputs of the open `if` block of feature models
+    read_inside: dict[str, str] = {}
     for target, _model, folded, low, high, decimals in steps:
-        if folded is None:
+        if folded is None or not all(math.isfinite(v) for v in (low, high)):
             return None
-        if not all(math.isfinite(v) for v in (folded.bias, low, high, *(w for *_, w in folded.terms))):
-            return None  # repr() of a non-finite float is no Python literal
-        names = []
-        for name, alias, _weight in folded.terms:
-            var = inputs.get((name, alias))
-            if var is None:
-                var = inputs[(name, alias)] = f"x{len(inputs)}"
-                lines.append(f"{var} = get({name!r})")
-                if alias is not None:
-                    lines.append(f"if {var} is None: {var} = get({alias!r})")
-            names.append(var)
-        products = (f"{w!r} * {var}" for (*_, w), var in zip(folded.terms, names, strict=True))
-        total = " + ".join([repr(folded.bias), *products])
-        present = " and ".join(f"{var} is not None" for var in names) or "True"
+        if type(folded) is FastLinear:
+            if not all(math.isfinite(v) for v in (folded.bias, *(w for *_, w in folded.terms))):
+                return None  # repr() of a non-finite float is no Python literal
+            group = None
+            cache.clear()
+            names = [read(name) for name, _alias, _weight in folded.terms]
+            products = (f"{w!r} * {var}" for (*_, w), var in zip(folded.terms, names, strict=True))
+            total = " + ".join([repr(folded.bias), *products])
+            present = " and ".join(f"{var} is not None" for var in names) or "True"
+            lines += [f"if {present}:", f"    v = {total}"]
+        else:
+            assert isinstance(folded, FoldedFeatureLinear)
+            if folded.inputs != group:  # targets with the same inputs share one block and its features
+                group = folded.inputs
+                cache.clear()
+                read_inside = {name: read(name) for name in folded.inputs}
+                present = " and ".join(f"{var} is not None" for var in read_inside.values()) or "True"
+                lines.append(f"if {present}:")
+            body: list[str] = []
+            variables = [feature(op, a, b, body) for op, a, b in folded.features]
+            outputs: list[str] = []
+            for member in folded.members:
+                terms = []
+                for var, (op, _a, _b), w, fill in zip(
+                    variables, folded.features, member.weights, member.fills, strict=True
+                ):
+                    term = var
+                    if op != "raw":  # the feature, or its fill value when missing: once per block
+                        term = cache.get(("filled", var, repr(fill))) or ""
+                        if not term:
+                            term = cache[("filled", var, repr(fill))] = f"f{len(cache)}"
+                            body.append(f"{term} = {var} if {var} is not None else {fill!r}")
+                    terms.append(f"{w!r} * {term}")
+                m = f"m{len(outputs)}"
+                body.append(f"{m} = " + " + ".join([repr(member.bias), *terms]))
+                if member.clip is not None:
+                    lo, hi = member.clip
+                    body.append(
+                        f"{m} = _expm1({hi!r} if {hi!r} < {m} else ({lo!r} if {lo!r} > {m} else {m}))"
+                    )
+                outputs.append(f"{member.blend_weight!r} * {m}" if folded.blend else m)
+            total = "0 + " + " + ".join(outputs) if folded.blend else outputs[0]
+            if folded.log1p:
+                total = f"_expm1({total})"
+            lines += [*(f"    {line}" for line in body), f"    v = {total}"]
         lines += [
-            f"if {present}:",
-            f"    v = {total}",
             f"    v = {low!r} if {low!r} > v else v",
             f"    out[{target!r}] = _round({high!r} if {high!r} < v else v, {int(decimals)})",
         ]
     source = "def calibrate(channels):\n" + "".join(f"    {line}\n" for line in lines) + "    return out\n"
-    namespace: dict[str, Any] = {"_round": round}
+    namespace: dict[str, Any] = {"_round": round, "_ln": math.log, "_expm1": math.expm1}
     exec(compile(source, "<airlake-calibration>", "exec"), namespace)
     function: _Folded = namespace["calibrate"]
     return function

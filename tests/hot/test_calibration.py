@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from airlake.calibration import BUILTIN_LINEAR, BUILTIN_VERSION, OUTPUT_DECIMALS, load_calibrator
+from airlake.calibration import (
+    BUILTIN_LINEAR,
+    BUILTIN_VERSION,
+    OUTPUT_DECIMALS,
+    FastLinear,
+    FoldedFeatureLinear,
+    load_calibrator,
+)
+from airlake.contract.limits import CHANNEL_RANGES
 
 UCI = Path(__file__).resolve().parents[2] / "data" / "uci_air_quality" / "AirQualityUCI.csv"
 COLUMNS = {
@@ -103,3 +113,95 @@ def test_folded_linear_path_agrees_with_the_runtime_evaluator() -> None:
     # Then both agree once rounded to the output's decimals
     for target, model in models.fleet.items():
         assert fast[target] == round(max(0.0, float(model.predict_one(channels))), OUTPUT_DECIMALS[target])
+
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+UCI_CHANNELS = (
+    "mox_co",
+    "mox_nmhc",
+    "mox_nox",
+    "mox_no2",
+    "mox_o3",
+    "temperature",
+    "humidity",
+    "abs_humidity",
+)
+
+
+def _plain(calibrator: Any, channels: dict[str, float]) -> dict[str, float]:
+    """Calibration by definition: each fleet model through airlake.ml.runtime, clipped, rounded."""
+    out = {}
+    for target, model in calibrator.provider.models.fleet.items():
+        if all(channels.get(name) is not None for name in model.inputs):
+            low, high, _unit = CHANNEL_RANGES[target]
+            out[target] = round(
+                min(max(float(model.predict_one(channels)), low), high), OUTPUT_DECIMALS[target]
+            )
+    return out
+
+
+def _odd_readings(seed: int, n: int) -> list[dict[str, float]]:
+    """Plausible channels with the cases the features special-case: zeros (no log, ratio over
+    zero), integers, a missing input."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        row: dict[str, float] = {name: round(rng.uniform(0, 2500), 1) for name in UCI_CHANNELS[:5]}
+        row |= {"temperature": round(rng.uniform(-10, 40), 2), "humidity": round(rng.uniform(5, 95), 2),
+                "abs_humidity": round(rng.uniform(0.1, 2.5), 4)}  # fmt: skip
+        roll = rng.random()
+        if roll < 0.1:
+            row[rng.choice(UCI_CHANNELS)] = 0.0
+        elif roll < 0.2:
+            row[rng.choice(UCI_CHANNELS)] = rng.randint(0, 3000)
+        elif roll < 0.25:
+            del row[rng.choice(UCI_CHANNELS)]
+        rows.append(row)
+    return rows
+
+
+def test_shipped_fleet_models_run_as_one_generated_function_equal_to_the_runtime() -> None:
+    # Given the shipped fleet calibrations (linear over engineered features: logs, ratios, log x T/RH)
+    calibrator = load_calibrator(MODELS)
+    models = calibrator.provider.models
+    # Then every one has a folded form, so the hot path never falls back to per-model evaluation
+    assert all(id(model) in models.fast for model in models.fleet.values())
+    assert {type(models.fast[id(m)]) for m in models.fleet.values()} <= {FastLinear, FoldedFeatureLinear}
+    # And calibrating readings equals each model's runtime evaluation, clipped and rounded
+    readings = _odd_readings(5, 3000)
+    got, _version = calibrator.calibrate_device("d1", [(row, 0) for row in readings])
+    assert got == [_plain(calibrator, row) for row in readings]
+    assert sum(len(values) == 3 for values in got) > 2000  # most readings get all three targets
+
+
+def test_a_blend_of_linear_members_with_a_log_target_folds_exactly(tmp_path: Path) -> None:
+    # Given a registry whose co model blends the shipped co (linear) and nox (log1p member)
+    # estimators over the same features, 0.7 / 0.3, and whose no2 model has a top-level log1p
+    registry = json.loads((MODELS / "registry.json").read_text())
+    co = json.loads((MODELS / registry["calibration"]["fleet"]["co"] / "model.json").read_text())
+    nox = json.loads((MODELS / registry["calibration"]["fleet"]["nox"] / "model.json").read_text())
+    assert co["features"] == nox["features"] and nox["estimator"]["type"] == "blend"
+    log_member = nox["estimator"]["members"][0]
+    blend = dict(co, estimator={"type": "blend", "members": [
+        {"weight": 0.7, "estimator": co["estimator"]}, {**log_member, "weight": 0.3}]})  # fmt: skip
+    scaled = co["estimator"] | {
+        "coef": [[c / 10 for c in co["estimator"]["coef"][0]]],
+        "intercept": [co["estimator"]["intercept"][0] / 10],
+    }
+    top_log = dict(co, target_transform="log1p", estimator=scaled)  # a tenth of co's, read as log1p(no2)
+    for name, model in (("co", blend), ("no2", top_log), ("nox", nox)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "model.json").write_text(json.dumps(model))
+        metadata = json.loads((MODELS / registry["calibration"]["fleet"]["co"] / "metadata.json").read_text())
+        (folder / "metadata.json").write_text(json.dumps(metadata | {"version": f"{name}-test"}))
+    (tmp_path / "registry.json").write_text(
+        json.dumps({"version": "test", "calibration": {"fleet": {t: t for t in ("co", "no2", "nox")}}})
+    )
+    calibrator = load_calibrator(tmp_path)
+    models = calibrator.provider.models
+    assert all(type(models.fast.get(id(m))) is FoldedFeatureLinear for m in models.fleet.values())
+    # When readings are calibrated, Then the generated plan equals the runtime's blend and expm1
+    readings = _odd_readings(11, 2000)
+    got, _version = calibrator.calibrate_device("d1", [(row, 0) for row in readings])
+    assert got == [_plain(calibrator, row) for row in readings]
