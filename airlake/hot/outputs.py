@@ -69,12 +69,18 @@ def write_jsonl(lake: Lake, zone: str, docs: Iterable[tuple[int, dict[str, Any]]
     One object per date partition; its name is the hash of its content, and gzip's mtime is fixed,
     so the same documents always give the same key and bytes. Returns the keys written.
     """
-    by_dt: dict[str, list[bytes]] = defaultdict(list)
-    for ts_ms, doc in docs:
-        by_dt[dt_of(ts_ms)].append(orjson.dumps(doc))
+    return write_lines(lake, zone, [(ts_ms, orjson.dumps(doc)) for ts_ms, doc in docs])
+
+
+def write_lines(lake: Lake, zone: str, lines: Iterable[tuple[int, bytes]]) -> list[str]:
+    """`write_jsonl` for documents already serialized: (partition time ms, JSON line) pairs."""
+    by_day: dict[int, list[bytes]] = defaultdict(list)
+    for ts_ms, line in lines:
+        by_day[ts_ms // _DAY_MS].append(line)
     keys = []
-    for dt, lines in sorted(by_dt.items()):
-        body = b"\n".join(lines) + b"\n"
+    for dt, group in sorted((_dt_of_day(day), group) for day, group in by_day.items()):
+        group.append(b"")  # the last line's newline, without copying the body again
+        body = b"\n".join(group)
         key = f"hot/{zone}/dt={dt}/{hashlib.sha256(body).hexdigest()[:32]}.json.gz"
         lake.put_object(key, gzip.compress(body, compresslevel=_GZIP_LEVEL, mtime=0))
         keys.append(key)

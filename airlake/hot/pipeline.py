@@ -23,6 +23,8 @@ from binascii import a2b_base64
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 from typing import Any, Final
 
 import orjson
@@ -42,9 +44,9 @@ from airlake.classification import (
 )
 from airlake.contract import Quarantined, Reading, decode
 from airlake.contract.decoder import iso_from_ms as _iso_from_ms
-from airlake.hot.outputs import Lake, Notifier, RecordStream, write_jsonl
+from airlake.hot.outputs import Lake, Notifier, RecordStream, write_jsonl, write_lines
 from airlake.hot.state import Key, StateStore, Stored, Write
-from airlake.windows import DeviceWindows, WindowConfig, apply_readings
+from airlake.windows import DeviceWindows, RecordEncoder, WindowConfig, apply_documents
 
 STATE_TTL_S: Final = 7 * 24 * 3600
 # Window bounds repeat across devices and channels: format each instant once.
@@ -202,7 +204,7 @@ def _decode_all(
     return decoded
 
 
-def _write_quarantine(lake: Lake, decoded: _Decoded, outcome: Outcome) -> None:
+def _write_quarantine(lake: Lake, decoded: _Decoded | _DecodedDocuments, outcome: Outcome) -> None:
     if not decoded.quarantine:
         return
     try:
@@ -301,10 +303,11 @@ class AggregateStage:
         self.lake = lake
         self.config = config
         self.clock = clock
+        self.encoder = RecordEncoder()
 
     def process(self, records: Sequence[KinesisRecord]) -> Outcome:
         outcome = Outcome()
-        decoded = _decode_all(records, outcome, "aggregate", calibrated=True)
+        decoded = _decode_aggregate(records, outcome)
         _write_quarantine(self.lake, decoded, outcome)
         devices = sorted(decoded.by_device)
         if not devices:
@@ -312,9 +315,11 @@ class AggregateStage:
         keys = {d: (f"agg#{d}", "windows") for d in devices}
         stored = self.store.get_many(list(keys.values()))
         writes: list[Write] = []
-        emitted: list[tuple[int, dict[str, Any]]] = []
+        emitted: list[tuple[int, bytes]] = []  # (start_ms, aggregate record as a JSON line)
         late: list[tuple[int, dict[str, Any]]] = []
         devices_with_output: set[str] = set()
+        unwritable = False  # a record orjson cannot write (an integer sum beyond 64 bits)
+        encode = self.encoder.encode
         expires = int(self.clock()) + STATE_TTL_S
         for device_id in devices:
             current = stored.get(keys[device_id])
@@ -324,36 +329,31 @@ class AggregateStage:
                 state.step_ms = interval
             elif state.step_ms is None:
                 outcome.counts["default_interval_devices"] += 1
-            result = apply_readings(state, decoded.by_device[device_id], self.config)
+            result = apply_documents(state, decoded.by_device[device_id], self.config)
             outcome.counts["accepted"] += result.accepted
             outcome.counts["duplicates"] += result.duplicates
             outcome.counts["late"] += len(result.late)
-            outcome.counts["aggregates"] += len(result.emitted)
-            for doc in result.emitted:
-                doc["start"] = iso_from_ms(doc["start_ms"])
-                doc["end"] = iso_from_ms(doc["end_ms"])
-                emitted.append((doc["start_ms"], doc))
-            for reading in result.late:
-                late.append(
-                    (
-                        reading.ts_ms,
-                        {
-                            **reading.to_dict(),
-                            "reason": "too_late",
-                            "closed_until": iso_from_ms(state.closed_until or 0),
-                        },
-                    )
-                )
-            if result.emitted or result.late:
+            outcome.counts["aggregates"] += len(result.windows)
+            if result.windows and not unwritable:
+                try:  # also sets state.latest to the records
+                    emitted += encode(device_id, result.windows, state.latest)
+                except TypeError:  # what the lake write below would have failed on: the same outcome
+                    unwritable = True
+            if result.late:
+                closed_until = iso_from_ms(state.closed_until or 0)
+                late += [(doc["ts"], _late_doc(doc, closed_until)) for doc in result.late]
+            if result.windows or result.late:
                 devices_with_output.add(device_id)
-            if result.accepted or result.late or result.emitted:
+            if result.accepted or result.late or result.windows:
                 pk, sk = keys[device_id]
                 writes.append(
                     Write(pk, sk, state.to_doc(), None if current is None else current.version, expires)
                 )
         try:  # output first, state second: a crash in between re-emits the same (stable) objects
+            if unwritable:
+                raise TypeError("an aggregate record has a number orjson cannot write")
             if emitted:
-                write_jsonl(self.lake, "aggregates", emitted)
+                write_lines(self.lake, "aggregates", emitted)
             if late:
                 write_jsonl(self.lake, "late", late)
         except Exception:
@@ -364,6 +364,106 @@ class AggregateStage:
             outcome.failed |= decoded.seqnos[pk[4:]]
             outcome.counts["state_conflicts"] += 1
         return outcome
+
+
+_CALIBRATED_FIELDS: Final = itemgetter("device_id", "ts", "seq", "channels")
+
+
+@dataclass(slots=True)
+class _DecodedDocuments:
+    """`_Decoded` for the aggregate stage: each device's readings as wire documents (dicts with
+    device_id, ts, seq, channels, and firmware and model when not null), not Reading objects."""
+
+    by_device: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    seqnos: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # device -> record seqnos
+    quarantine: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    quarantine_seqnos: set[str] = field(default_factory=set)
+    intervals: dict[str, int] = field(default_factory=dict)  # device -> reporting interval (ms)
+
+
+def _decode_aggregate(records: Sequence[KinesisRecord], outcome: Outcome) -> _DecodedDocuments:
+    """`_decode_all(records, outcome, "aggregate", calibrated=True)`, each reading as its document
+    (`Reading.to_dict()` for a record only the contract decoder could read): the same readings,
+    record numbers, intervals, quarantine and counts. A record's documents are checked and
+    grouped together (`_calibrated_documents`)."""
+    decoded = _DecodedDocuments()
+    intervals, by_device, seqnos = decoded.intervals, decoded.by_device, decoded.seqnos
+    for record in records:
+        found = _calibrated_documents(record.data)
+        if found is not None:
+            docs, device_ids, interval = found
+            device = device_ids[0]
+            if interval is not None:
+                intervals[device] = interval
+            if device_ids.count(device) == len(device_ids):  # one device's readings (the usual case)
+                by_device[device].extend(docs)
+                seqnos[device].add(record.sequence_number)
+                continue
+            items: Sequence[Any] = docs
+        else:
+            items, interval = decode_calibrated(record.data, record.arrival_ms)
+            if interval is not None:
+                first = items[0]
+                if type(first) is Reading:
+                    intervals[first.device_id] = interval
+        current = None  # a record's readings are usually one device's: look its lists up once
+        for item in items:
+            if type(item) is Quarantined:
+                outcome.quarantined[str(item.reason)] += 1
+                decoded.quarantine.append(_quarantine_doc(item, record, "aggregate"))
+                decoded.quarantine_seqnos.add(record.sequence_number)
+                continue
+            doc = item.to_dict() if type(item) is Reading else item
+            if doc["device_id"] != current:
+                current = doc["device_id"]
+                device_docs = by_device[current]
+                seqnos[current].add(record.sequence_number)
+            device_docs.append(doc)
+    outcome.counts["records_in"] += len(records)
+    outcome.counts["quarantined"] += len(decoded.quarantine)
+    return decoded
+
+
+def _calibrated_documents(data: bytes) -> tuple[list[dict[str, Any]], tuple[str, ...], int | None] | None:
+    """The documents of a calibrated-stream record when `decode_calibrated` takes every one of them
+    as is (`_calibrated_reading`: string device_id, integer ts and seq, non-empty channels of
+    numbers), checked a field at a time across all documents (C-level passes); with their device
+    ids and the reporting interval. None for anything else (`decode_calibrated` says what)."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    docs = obj if type(obj) is list else [obj]
+    if not docs or set(map(type, docs)) != {dict}:
+        return None
+    try:
+        device_ids, times, seqs, channels = zip(*map(_CALIBRATED_FIELDS, docs), strict=True)
+    except KeyError:  # a field missing
+        return None
+    if (
+        set(map(type, device_ids)) == {str}
+        and set(map(type, times)) == {int}
+        and set(map(type, seqs)) == {int}
+        and set(map(type, channels)) == {dict}
+        and all(channels)
+        and _NUMBER_TYPES.issuperset(map(type, chain.from_iterable(map(dict.values, channels))))
+    ):
+        return docs, device_ids, interval_ms(docs[0].get(REPORT_INTERVAL_FIELD))
+    return None
+
+
+def _late_doc(doc: Mapping[str, Any], closed_until: str) -> dict[str, Any]:
+    """What the late zone gets for a too-late reading: `Reading.to_dict()` of it (firmware and
+    model only when not null), the reason, and the time the device's windows are closed until."""
+    out = {"device_id": doc["device_id"], "ts": doc["ts"], "seq": doc["seq"], "channels": doc["channels"]}
+    firmware, model = doc.get("firmware"), doc.get("model")
+    if firmware is not None:
+        out["firmware"] = firmware
+    if model is not None:
+        out["model"] = model
+    out["reason"] = "too_late"
+    out["closed_until"] = closed_until
+    return out
 
 
 def latest_aggregates(store: StateStore, device_ids: Iterable[str]) -> dict[str, dict[str, Any]]:

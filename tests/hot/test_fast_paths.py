@@ -2,7 +2,9 @@
 
 Speed-ups that must not change a single output: generated code for model features, trees and
 linear models (airlake.ml.runtime), calibration plans and device batches (airlake.calibration),
-running merges of sliding windows (airlake.windows), channel-by-channel fault detection and drift
+running merges of sliding windows, folds, averages and merges of all channels at once (generated
+kernels), batches assigned to panes a pane at a time, window figures as columns and their records
+(airlake.windows), the aggregate stage's decoder, channel-by-channel fault detection and drift
 averages (airlake.classification), and `observe` for readings whose features are not needed
 (the classify stage's labels). Each test computes both and compares them with `repr`, which tells
 floats apart down to the sign of zero.
@@ -18,11 +20,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airlake import classification
+from airlake import classification, windows
 from airlake.calibration import (
     OUTPUT_DECIMALS,
     TARGETS,
@@ -35,6 +38,7 @@ from airlake.calibration import (
 )
 from airlake.classification import DeviceClassState, classify_readings
 from airlake.contract import Reading
+from airlake.contract.decoder import iso_from_ms
 from airlake.contract.limits import CHANNEL_RANGES
 from airlake.ml.runtime import FeaturePipeline, LoadedModel, _Linear, _number, _Trees, load_artifact
 from airlake.windows import Pane, _Running, _window_channels
@@ -378,3 +382,280 @@ def test_drift_medians_from_the_ranked_index_equal_medians_of_the_peer_lists(see
             # Then transitions and episodes are identical
             assert same(fast, plain)
             assert same(fast_state.to_doc(), plain_state.to_doc())
+
+
+# --- The aggregate stage's window path (airlake.windows: tables, kernels, Columns, the encoder) ---
+
+CHANNELS = ("co2", "pm25", "voc", "t", "rh", "co", "nox", "no2")
+
+
+def odd_value(rng: random.Random) -> float:
+    """Realistic values, with integers, zeros of both signs, ties and large magnitudes."""
+    r = rng.random()
+    if r < 0.05:
+        return rng.choice([0.0, -0.0])
+    if r < 0.12:
+        return rng.randint(-5, 900)
+    if r < 0.18:
+        return 412.5  # ties for min and max
+    if r < 0.2:
+        return rng.choice([1e-7, 3.5e17, -2.25e-12])  # exponent notation in JSON
+    return rng.gauss(400.0, 150.0)
+
+
+def layout_rows(
+    rng: random.Random, n: int, *, mixed: bool, layout: tuple[str, ...] = CHANNELS
+) -> list[dict[str, float]]:
+    """Channel dicts: one layout (the fast paths), or layouts that come and go (their fallbacks)."""
+    layouts = [CHANNELS, CHANNELS[::-1], CHANNELS[:3], ("co2", "t")] if mixed else [layout]
+    return [{name: odd_value(rng) for name in rng.choice(layouts)} for _ in range(n)]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_folding_a_pane_all_channels_at_once_equals_folding_channel_by_channel(seed: int) -> None:
+    # Given rows of one layout or several, in sizes around and beyond the straight-line kernels'
+    # limit, folded into an empty pane or into one that holds earlier readings
+    rng = random.Random(seed)
+    first = layout_rows(rng, rng.choice([1, 2, 5, 16, 17, 40]), mixed=seed % 4 == 3)
+    second = layout_rows(rng, rng.choice([1, 3, 12]), mixed=seed % 5 == 4)
+    fast: dict[str, list[float]] = {}
+    plain: dict[str, list[float]] = {}
+    for rows in (first, second):
+        # When the fast fold and the plain one add them
+        windows._fold(fast, rows)
+        windows._fold_plain(plain, rows)
+        # Then the stats are identical, order of channels included
+        assert same(fast, plain)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_updating_all_averages_with_one_kernel_equals_channel_by_channel(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given readings of one layout, some at equal times, averages absent or last updated together
+    rng = random.Random(seed)
+    rows = layout_rows(rng, rng.randint(1, 60), mixed=False)
+    times, ts = [], T0_MS
+    for _ in rows:
+        ts += rng.choice([0, 1, 60_000, 60_000, 900_000]) if seed % 3 else 60_000
+        times.append(ts)
+    existing: dict[str, list[float]] = {}
+    if seed % 2:
+        existing = {name: [odd_value(rng) * 1.0, float(T0_MS + 30_000)] for name in CHANNELS}
+    tau = 900_000.0
+    fast = {k: list(v) for k, v in existing.items()}
+    table = windows._table(rows)
+    assert table is not None
+    # When the kernel updates them all at once, and the per-channel path does
+    assert windows._update_ema_together(fast, times, table, tau)
+    plain = {k: list(v) for k, v in existing.items()}
+    monkeypatch.setattr(windows, "_update_ema_together", lambda *_args: False)
+    windows._update_ema(plain, times, rows, tau)
+    # Then values and times are identical
+    assert same(fast, plain)
+
+
+def plain_plan(times: list[int], last: float, skip: int, tau: float) -> tuple[list[bool], list[float], float]:
+    mask, factors = [False] * skip, []
+    for ts in times[skip:]:
+        if ts > last:
+            factors.append(1.0 - math.exp(-(ts - last) / tau))
+            mask.append(True)
+            last = ts
+        else:
+            mask.append(False)
+    return mask, factors, last
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_ema_plans_for_readings_each_later_equal_the_reading_by_reading_plan(seed: int) -> None:
+    rng = random.Random(seed)
+    times, ts = [], T0_MS
+    for _ in range(rng.randint(1, 40)):
+        ts += rng.choice([1, 60_000, 60_000, 61_000, 900_000] + ([0] if seed % 2 else []))
+        times.append(ts)
+    for last, skip in ((float(times[0]), 1), (float(T0_MS), 0), (float(times[-1]), 0)):
+        assert same(
+            windows._ema_plan(times, last, skip, 900_000.0, {}), plain_plan(times, last, skip, 900_000.0)
+        )
+
+
+def readings_of(rng: random.Random, batches: int, *, mixed: bool) -> list[list[Reading]]:
+    """Batches of one device: in and out of order, duplicates, redeliveries, late readings, gaps."""
+    out: list[list[Reading]] = []
+    ts, seq = T0_MS + rng.randrange(0, 600_000), 0
+    seen: list[Reading] = []
+    for _ in range(batches):
+        batch = []
+        layout = rng.choice([CHANNELS, CHANNELS, CHANNELS[:5], ("rh", *CHANNELS)])  # one per batch
+        for channels in layout_rows(rng, rng.randint(0, 70), mixed=mixed, layout=layout):
+            ts += rng.choice(
+                [60_000, 60_000, 60_000, 0, 1, 30_000, 900_000, 7_200_000 if rng.random() < 0.05 else 1]
+            )
+            seq += 1
+            at = ts - rng.choice([100_000, 600_000, 3_600_000]) if rng.random() < 0.06 else ts
+            batch.append(Reading("d", at, seq % 4 if rng.random() < 0.05 else seq, channels))
+        if seen and rng.random() < 0.4:
+            batch += rng.sample(seen, min(len(seen), rng.randint(1, 20)))  # redelivered
+        rng.shuffle(batch)
+        seen += batch
+        out.append(batch)
+    return out
+
+
+CONFIGS = (
+    windows.WindowConfig(),
+    windows.WindowConfig(
+        specs=(
+            windows.WindowSpec("t15", 15 * 60_000, 15 * 60_000),
+            windows.WindowSpec("s30_10", 30 * 60_000, 10 * 60_000),
+            windows.WindowSpec("t5", 5 * 60_000, 5 * 60_000),
+        ),
+        allowed_lateness_ms=7 * 60_000,
+        ema_tau_ms=5 * 60_000,
+    ),
+)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_the_stage_window_path_equals_apply_readings_and_its_records_byte_for_byte(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given batches of one device (one channel layout or several), state saved and loaded between,
+    # with the straight-line kernels or (a full kernel cache) without them
+    if seed % 6 == 5:
+        monkeypatch.setattr(windows, "_KERNELS_CAP", 0)
+        monkeypatch.setattr(windows, "_KERNELS", {})
+    rng = random.Random(seed)
+    config = CONFIGS[seed % 2]
+    batches = readings_of(rng, 6, mixed=seed % 3 == 2)
+    step = [None, 60_000, 900_000, 30_500][seed % 4]
+    plain_doc: dict[str, Any] | None = None
+    fast_doc: dict[str, Any] | None = None
+    encoder = windows.RecordEncoder()
+    for batch in batches:
+        plain = windows.DeviceWindows.from_doc("d", plain_doc)
+        fast = windows.DeviceWindows.from_doc("d", fast_doc)
+        plain.step_ms = fast.step_ms = step
+        # When apply_readings and the stage's path (columns, then the encoder) take the batch
+        expected = windows.apply_readings(plain, batch, config)
+        got = windows.apply_documents(fast, [r.to_dict() for r in batch], config)
+        lines = encoder.encode("d", got.windows, fast.latest)
+        # Then the records are the same bytes (with the stage's start and end), and so are the
+        # counts, the late readings and the state
+        for record in expected.emitted:
+            record["start"] = iso_from_ms(record["start_ms"])
+            record["end"] = iso_from_ms(record["end_ms"])
+        assert lines == [(e["start_ms"], orjson.dumps(e)) for e in expected.emitted]
+        assert (got.accepted, got.duplicates) == (expected.accepted, expected.duplicates)
+        assert got.late == [r.to_dict() for r in expected.late]
+        plain_doc, fast_doc = plain.to_doc(), fast.to_doc()
+        assert orjson.dumps(fast_doc) == orjson.dumps(plain_doc)
+        plain_doc, fast_doc = orjson.loads(orjson.dumps(plain_doc)), orjson.loads(orjson.dumps(fast_doc))
+
+
+@settings(max_examples=200, deadline=None)
+@given(panes=st.lists(STATS, min_size=1, max_size=30))
+def test_window_columns_merged_as_they_run_equal_the_plain_window_figures(
+    panes: list[dict[str, list[float]]],
+) -> None:
+    # Given closed panes, some empty, with channels that come and go
+    closed = {i * PANE_MS: Pane(i * PANE_MS, stats) for i, stats in enumerate(panes)}
+    starts = sorted(s for s, p in closed.items() if p.stats)
+    running = windows._Running()
+    encoder = windows.RecordEncoder()
+    for end in range(PANE_MS, (len(panes) + 12) * PANE_MS, PANE_MS):
+        for length in (PANE_MS, 12 * PANE_MS):
+            # When a window's Columns are merged (extending the previous one's) and encoded
+            columns = windows._window_columns(
+                end - length,
+                end,
+                closed,
+                PANE_MS,
+                60_000,
+                running if length > PANE_MS else None,
+                starts=starts,
+            )
+            expected = _window_channels(end - length, end, closed, PANE_MS, 60_000)
+            if expected is None:
+                assert columns is None
+                continue
+            assert columns is not None
+            expected_count = max(1, length // 60_000)
+            ((_start, line),) = encoder.encode("d", [("w", end - length, end, expected_count, columns)], {})
+            # Then the channels are those of the plain definition
+            assert same(orjson.loads(line)["channels"], orjson.loads(orjson.dumps(expected)))
+
+
+def calibrated_payloads(rng: random.Random) -> list[bytes]:
+    """Calibrated-stream records: arrays and single objects, and every way of being malformed."""
+    out = []
+    for i in range(60):
+        docs = []
+        for j in range(rng.randint(1, 6)):
+            doc: dict[str, Any] = {
+                "device_id": f"dev-{rng.randint(0, 3)}" if rng.random() < 0.1 else f"dev-{i % 4}",
+                "ts": T0_MS + 60_000 * j,
+                "seq": j,
+                "channels": {"co2": odd_value(rng), "pm25": odd_value(rng)},
+                "firmware": "2.4.1",
+                "model": "AL-100",
+                "report_interval_s": rng.choice([60, 30.5, 0, "x"]),
+            }
+            r = rng.random()
+            if r < 0.03:
+                del doc[rng.choice(["device_id", "ts", "seq", "channels", "firmware"])]
+            elif r < 0.06:
+                doc[rng.choice(["device_id", "ts", "seq", "channels", "model"])] = rng.choice(
+                    [None, "1", 1.5, True, {}]
+                )
+            elif r < 0.09:
+                doc["channels"]["co2"] = rng.choice([True, None, "400", [1]])
+            elif r < 0.1:
+                doc["channels"] = {}
+            docs.append(doc)
+        r = rng.random()
+        if r < 0.03:
+            out.append(b"{not json")
+        elif r < 0.05:
+            out.append(b"[]")
+        elif r < 0.07:
+            out.append(orjson.dumps([docs[0], 7]))
+        else:
+            out.append(orjson.dumps(docs[0] if len(docs) == 1 and rng.random() < 0.5 else docs))
+    return out
+
+
+def fields_of(doc: dict[str, Any]) -> tuple[Any, ...]:
+    return (doc["device_id"], doc["ts"], doc["seq"], doc["channels"], doc.get("firmware"), doc.get("model"))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_decoding_calibrated_records_a_record_at_a_time_equals_reading_by_reading(seed: int) -> None:
+    from airlake.hot.pipeline import Outcome, _decode_aggregate, _decode_all, _late_doc, parse_records
+    from tests.hot.conftest import kinesis_event
+
+    # Given calibrated-stream records, some malformed in each possible way
+    records = parse_records(kinesis_event(calibrated_payloads(random.Random(seed))))
+    # When the aggregate stage's decoder and the shared one read them
+    fast_outcome, plain_outcome = Outcome(), Outcome()
+    fast = _decode_aggregate(records, fast_outcome)
+    plain = _decode_all(records, plain_outcome, "aggregate", calibrated=True)
+    # Then the readings (as documents), record numbers, intervals, quarantine and counts are identical
+    assert same(
+        {device: [fields_of(doc) for doc in docs] for device, docs in fast.by_device.items()},
+        {
+            device: [(r.device_id, r.ts_ms, r.seq, r.channels, r.firmware, r.model) for r in readings]
+            for device, readings in plain.by_device.items()
+        },
+    )
+    assert same(
+        (fast.seqnos, fast.quarantine, fast.quarantine_seqnos, fast.intervals),
+        (plain.seqnos, plain.quarantine, plain.quarantine_seqnos, plain.intervals),
+    )
+    assert same(fast_outcome, plain_outcome)
+    # And a reading routed as too late is written as before
+    for device, readings in plain.by_device.items():
+        for doc, reading in zip(fast.by_device[device], readings, strict=True):
+            expected = {**reading.to_dict(), "reason": "too_late", "closed_until": "x"}
+            assert orjson.dumps(_late_doc(doc, "x")) == orjson.dumps(expected)
