@@ -3,7 +3,8 @@
 1. Generates a 100,000-row hourly calibration CSV (10 devices x 10,000 hours; three metal-oxide
    responses with a power-law, temperature-dependent link to a reference gas, slow drift, 3% missing)
    and times `airlake ml train-calibration` end to end (read, feature design and computation, model
-   selection over four candidates with three forward-chaining folds, refit, export), with and
+   selection over every calibration candidate with three forward-chaining folds, the winner's
+   day-screened twin where it applies, refit, export), with and
    without temporal features. Baseline in the same run: a plain ridge regression fit on the raw
    columns of the same rows (no features, no selection). Target: under 60 s.
 2. Times `LoadedModel.predict_one` per reading for the shipped fleet NOx model (gradient-boosted

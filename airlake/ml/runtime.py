@@ -16,10 +16,11 @@ An artifact is a directory (or, from S3, a mapping of file name to bytes) holdin
 
 Feature pipeline. Each feature is a small spec evaluated per row. Row-only ops (`raw`, `log`,
 `ratio`, `logmul`) read the current row only. Temporal ops (`hour_sin`, `hour_cos`, `weekend`,
-`rate`, `ewm`, `ewm_dev`, `ewm_std`, `lag`, `roll_mean`) also read the event time and a per-group
-`FeatureState` built from the rows seen *before and including* the current one, so they are causal
-by construction: the state has no way to hold a later row (and a `lag` or `roll_mean` whose
-duration is not positive is refused when the artifact loads). Training computes its feature matrix with
+`rate`, `ewm`, `ewm_dev`, `ewm_std`, `lag`, `roll_mean`, `min_dev`, `min_logratio`) also read the
+event time and a per-group `FeatureState` built from the rows seen *before and including* the
+current one, so they are causal by construction: the state has no way to hold a later row (and a
+`lag`, `roll_mean`, `min_dev` or `min_logratio` whose duration is not positive is refused when the
+artifact loads). Training computes its feature matrix with
 this very code, walking each group in event-time order, which is why the hot path and training
 cannot disagree and why a feature that peeks at the future cannot be expressed.
 
@@ -53,8 +54,23 @@ _MS_PER_DAY = 86_400_000
 # 1970-01-01 was a Thursday: day index 0 -> weekday 3 (Monday = 0).
 _EPOCH_WEEKDAY = 3
 TEMPORAL_OPS = frozenset(
-    {"hour_sin", "hour_cos", "weekend", "rate", "ewm", "ewm_dev", "ewm_std", "lag", "roll_mean"}
+    {
+        "hour_sin",
+        "hour_cos",
+        "weekend",
+        "rate",
+        "ewm",
+        "ewm_dev",
+        "ewm_std",
+        "lag",
+        "roll_mean",
+        "min_dev",
+        "min_logratio",
+    }
 )
+# Baseline removal: the reading minus (`min_dev`) or the log of the reading over (`min_logratio`)
+# the lowest reading of the same column in (t - window_s, t], the current reading included.
+_MIN_OPS = frozenset({"min_dev", "min_logratio"})
 # A lag of L seconds reads the latest reading in (t - L - L * _LAG_TOLERANCE, t - L]; older is missing.
 _LAG_TOLERANCE = 0.5
 ROW_OPS = frozenset({"raw", "log", "ratio", "logmul"})
@@ -122,6 +138,9 @@ class FeatureState:
     ewms: dict[tuple[str, float], _Ewm] = field(default_factory=dict)
     # Recent (event time ms, value) readings per column, oldest first, for `lag` and `roll_mean`.
     history: dict[str, deque[tuple[int, float]]] = field(default_factory=dict)
+    # Per (column, window ms): the readings that can still be the window's minimum, oldest first
+    # with rising values (a monotonic queue: the front is the minimum), for `min_dev`/`min_logratio`.
+    minima: dict[tuple[str, float], deque[tuple[int, float]]] = field(default_factory=dict)
 
 
 def _numbers(row: Row, names: Sequence[str]) -> dict[str, float | None]:
@@ -154,6 +173,38 @@ def _history_spans(specs: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         span = seconds * 1000.0 * (1.0 + _LAG_TOLERANCE if op == "lag" else 1.0)
         spans[spec["col"]] = max(spans.get(spec["col"], 0.0), span)
     return spans
+
+
+def _min_windows(specs: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, float], ...]:
+    """The (column, window ms) minima that `min_dev` and `min_logratio` read; a window that is not a
+    positive finite duration is refused (it would read nothing, or the future)."""
+    keys: list[tuple[str, float]] = []
+    for spec in specs:
+        if spec["op"] not in _MIN_OPS:
+            continue
+        seconds = spec.get("window_s")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0.0:
+            raise ArtifactError(f"{spec['op']} needs a positive window_s (seconds), got {seconds!r}")
+        if not math.isfinite(seconds):
+            raise ArtifactError(f"{spec['op']} needs a finite window_s, got {seconds!r}")
+        keys.append((spec["col"], float(seconds) * 1000.0))
+    return tuple(dict.fromkeys(keys))
+
+
+def _window_min(
+    readings: deque[tuple[int, float]] | None, ts_ms: int, window_ms: float, current: float
+) -> float:
+    """The lowest reading in (t - window, t], the current one included. In event-time order the queue
+    already holds exactly that window (its front); a late row (older than the newest seen) takes the
+    lowest queued reading inside its own window, or its own value if lower."""
+    lowest = current
+    if readings:
+        start = ts_ms - window_ms
+        for t, value in readings:  # values rise from the front: the first one in the window is the lowest
+            if start < t <= ts_ms:
+                lowest = min(lowest, value)
+                break
+    return lowest
 
 
 def _lagged(readings: deque[tuple[int, float]] | None, ts_ms: int, lag_ms: float) -> float | None:
@@ -213,9 +264,15 @@ class FeaturePipeline:
             dict.fromkeys(spec["col"] for spec in self.specs if spec["op"] == "rate")
         )
         self._history: dict[str, float] = _history_spans(self.specs)
+        self._min_keys: tuple[tuple[str, float], ...] = _min_windows(self.specs)
         self._vector = self._compile()
         # The columns the temporal state follows (what `observe` reads).
-        followed = [*self._rate_cols, *(key[0] for key in self._ewm_keys), *self._history]
+        followed = [
+            *self._rate_cols,
+            *(key[0] for key in self._ewm_keys),
+            *self._history,
+            *(key[0] for key in self._min_keys),
+        ]
         self._state_inputs: tuple[str, ...] = tuple(dict.fromkeys(followed))
 
     def _compile(self) -> Callable[..., list[float | None]] | None:
@@ -328,6 +385,18 @@ class FeaturePipeline:
                     readings.append((ts_ms, current))
                     while readings[0][0] <= ts_ms - span_ms:  # no later row can read these
                         readings.popleft()
+            minima = state.minima
+            for key in self._min_keys:
+                current = values[key[0]]
+                if current is not None:
+                    queue = minima.get(key)
+                    if queue is None:
+                        queue = minima[key] = deque()
+                    while queue and queue[-1][1] >= current:  # never the minimum again
+                        queue.pop()
+                    queue.append((ts_ms, current))
+                    while queue[0][0] <= ts_ms - key[1]:  # out of the window for this and later rows
+                        queue.popleft()
             state.last_ms = ts_ms
         return rates
 
@@ -364,6 +433,15 @@ class FeaturePipeline:
             return _lagged(state.history.get(spec["col"]), ts_ms, float(spec["lag_s"]) * 1000.0)
         if op == "roll_mean":
             return _window_mean(state.history.get(spec["col"]), ts_ms, float(spec["window_s"]) * 1000.0)
+        if op in _MIN_OPS:
+            current = values[spec["col"]]
+            if current is None:
+                return None
+            window_ms = float(spec["window_s"]) * 1000.0
+            lowest = _window_min(state.minima.get((spec["col"], window_ms)), ts_ms, window_ms, current)
+            if op == "min_dev":
+                return current - lowest
+            return math.log(current / lowest) if current > 0.0 and lowest > 0.0 else None
         ewm = state.ewms.get((spec["col"], float(spec["halflife_s"]) * 1000.0))
         if ewm is None or ewm.mean is None:
             return None

@@ -69,6 +69,7 @@ def test_train_calibration_predict_round_trip(calibration_csv: Path, tmp_path: P
     assert set(meta["model_comparison"]) == set(train.CALIBRATION_CANDIDATES)
     assert meta["validation"]["strategy"] == "contiguous blocks in file order"
     assert meta["target"] == "ref"
+    assert meta["screened_out_rows"] == 0  # no timestamp, no day screening
     # and the winner is the candidate with the lowest validation RMSE
     comparison = meta["model_comparison"]
     assert meta["model"] == min(comparison, key=lambda name: comparison[name]["rmse"])
@@ -88,11 +89,11 @@ def test_training_is_deterministic(calibration_csv: Path, tmp_path: Path) -> Non
     assert (tmp_path / "m0" / "model.json").read_bytes() == (tmp_path / "m1" / "model.json").read_bytes()
 
 
-@pytest.mark.parametrize("family", ["blend", "robust_log_blend"])
+@pytest.mark.parametrize("family", ["blend", "robust_log_blend", "robust_huber_log_blend"])
 def test_temporal_hot_path_equals_sklearn_on_the_training_stream(
     calibration_csv: Path, tmp_path: Path, family: str
 ) -> None:
-    # Given a temporal calibration artifact (lags and rolling means included)
+    # Given a temporal calibration artifact (lags, rolling means and baseline removal included)
     pipeline.train_calibration(
         calibration_csv, target="ref", model_out=tmp_path / "m", timestamp="Timestamp", candidates=(family,)
     )
@@ -109,9 +110,9 @@ def test_temporal_hot_path_equals_sklearn_on_the_training_stream(
     # Then it equals the batch `predict` command
     pipeline.predict(tmp_path / "m", calibration_csv, tmp_path / "p.csv")
     np.testing.assert_allclose(hot, pd.read_csv(tmp_path / "p.csv")["prediction"], rtol=0, atol=1e-6)
-    # and the model is the requested family on lagged and rolling inputs
+    # and the model is the requested family on lagged, rolling and baseline-removed inputs
     assert model.metadata["model"] == family
-    assert {"lag", "roll_mean"} <= {spec["op"] for spec in model.pipeline.specs}
+    assert {"lag", "roll_mean", "min_dev", "min_logratio"} <= {spec["op"] for spec in model.pipeline.specs}
 
 
 def test_log_target_candidates_only_for_non_negative_targets() -> None:
@@ -122,13 +123,90 @@ def test_log_target_candidates_only_for_non_negative_targets() -> None:
     assert y.min() < 0
     # When every candidate is offered, then none fitted to log1p(y) is compared
     fitted = train.fit_calibration(x, y, raw_columns=[0, 1, 2], timestamp_ms=None, groups=None, seed=1)
-    assert "ridge_log" not in fitted.comparison and "robust_log_blend" not in fitted.comparison
-    assert {"huber", "robust_blend"} <= set(fitted.comparison)
-    # and asking for a log-target family alone fits its plain counterpart
-    alone = train.fit_calibration(
-        x, y, raw_columns=[0, 1, 2], timestamp_ms=None, groups=None, seed=1, candidates=("robust_log_blend",)
+    assert not {"ridge_log", "huber_log", "robust_log_blend", "robust_huber_log_blend"} & set(
+        fitted.comparison
     )
-    assert alone.name == "robust_blend"
+    assert {"huber", "robust_blend"} <= set(fitted.comparison)
+    # and asking for a log-target family alone fits its plain counterpart (screened or not)
+    for family, plain in (
+        ("robust_log_blend", "robust_blend"),
+        ("robust_huber_log_blend", "robust_blend"),
+        ("huber_log", "huber"),
+        ("robust_huber_log_blend+screened", "robust_blend+screened"),
+    ):
+        alone = train.fit_calibration(
+            x, y, raw_columns=[0, 1, 2], timestamp_ms=None, groups=None, seed=1, candidates=(family,)
+        )
+        assert alone.name == plain
+
+
+def _corrupted_reference(
+    days: int = 21, seed: int = 5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Hourly sensor rows (x), reference (y), event time (ms) and the mask of two days on which the
+    reference reads far too high whatever the sensors say (a failing analyser), in the first week."""
+    frame = calibration_frame(n=24 * days, seed=seed)
+    ts = pd.to_datetime(frame["Timestamp"], utc=True).astype("datetime64[ms, UTC]").astype("int64").to_numpy()
+    x = frame[["sensor", "other", "T", "RH"]].to_numpy(dtype=float)
+    y = frame["ref"].to_numpy(dtype=float)
+    keep = np.isfinite(y)
+    x, y, ts = x[keep], y[keep], ts[keep]
+    day = (ts - ts.min()) // 86_400_000
+    bad = (day == 2) | (day == 4)
+    y = np.where(bad, y + 4.0, y)
+    return x, y, ts, bad
+
+
+def test_day_screening_drops_days_whose_reference_disagrees_with_the_sensors() -> None:
+    # Given three weeks of hourly rows where the reference fails on two days, and a row on a failing
+    # day with a missing input
+    x, y, ts, bad = _corrupted_reference()
+    x[np.flatnonzero(bad)[0], 1] = np.nan
+    complete = np.isfinite(x).all(axis=1)
+    # When the training rows are screened
+    keep = train.screen_days(x, y, timestamp_ms=ts, groups=None, raw_columns=[0, 1, 2, 3])
+    # Then the failing days' complete rows are left out, the row missing an input is kept, and the
+    # other days are all kept
+    assert not keep[bad & complete].any()
+    assert keep[bad & ~complete].all()
+    assert keep[~bad].all()
+    # and days are per group: the same calendar days of another device are kept
+    groups = np.array(["a"] * len(y))
+    both = train.screen_days(
+        np.vstack([x, x]),
+        np.concatenate([y, np.where(bad, y - 4.0, y)]),
+        timestamp_ms=np.concatenate([ts, ts]),
+        groups=np.concatenate([groups, np.array(["b"] * len(y))]),
+        raw_columns=[0, 1, 2, 3],
+    )
+    assert not both[: len(y)][bad & complete].any() and both[len(y) :].all()
+    # and nothing is screened without a timestamp, or with fewer than a week of days to compare
+    assert train.screen_days(x, y, timestamp_ms=None, groups=None, raw_columns=[0, 1, 2, 3]).all()
+    short = ts < ts.min() + 6 * 86_400_000
+    assert train.screen_days(
+        x[short], y[short], timestamp_ms=ts[short], groups=None, raw_columns=[0, 1]
+    ).all()
+
+
+def test_screened_twin_is_validated_and_refit_without_the_failing_days() -> None:
+    # Given training rows with two failing reference days
+    x, y, ts, bad = _corrupted_reference()
+    # When a calibration is selected with forward-chaining validation
+    fitted = train.fit_calibration(x, y, raw_columns=[0, 1, 2, 3], timestamp_ms=ts, groups=None, seed=3)
+    # Then the winner's screened twin is compared on the same folds, and here it wins: the failing
+    # days sit in every fold's training part, and leaving them out helps on the clean validation days
+    plain = [name for name in fitted.comparison if not name.endswith(train.SCREENED)]
+    assert set(plain) == set(train.CALIBRATION_CANDIDATES)
+    best_plain = min(plain, key=lambda name: (fitted.comparison[name]["rmse"], name))
+    assert set(fitted.comparison) - set(plain) == {best_plain + train.SCREENED}
+    assert fitted.name == best_plain + train.SCREENED
+    assert fitted.comparison[fitted.name]["rmse"] < fitted.comparison[best_plain]["rmse"]
+    # and the refit leaves out exactly the failing days' rows (those with every input present)
+    assert fitted.screened_out == int((bad & np.isfinite(x).all(axis=1)).sum()) > 40
+    # and without a timestamp there is no day to screen: no twin
+    untimed = train.fit_calibration(x, y, raw_columns=[0, 1, 2, 3], timestamp_ms=None, groups=None, seed=3)
+    assert not any(name.endswith(train.SCREENED) for name in untimed.comparison)
+    assert untimed.screened_out == 0
 
 
 def test_classifier_on_episodes_with_time_and_group(events_csv: Path, tmp_path: Path) -> None:
@@ -355,3 +433,8 @@ def test_backtest_walk_forward_never_uses_future_targets(calibration_csv: Path, 
     assert a["timestamp"].min() >= "2026-01-11"
     assert first["walk_forward"]["n"] == first["static"]["n"] == len(a)
     assert set(first["walk_forward"]) == {"mae", "rmse", "r2", "n"}
+    # and the pre-start replay scored the winning family's day-screened twin too
+    selection = first["walk_forward_family_selection"]
+    assert isinstance(selection, dict)
+    assert sum(name.endswith(train.SCREENED) for name in selection) == 1
+    assert isinstance(first["walk_forward_screened_out_rows"], int)

@@ -28,7 +28,16 @@ def test_changing_the_future_never_changes_past_features() -> None:
     ts, groups = _temporal_inputs(frame)
     specs = design_features(frame, columns, temporal=True, timestamp_ms=ts, groups=groups)
     # (every kind of temporal feature, lags and rolling means included)
-    assert {s["op"] for s in specs} >= {"rate", "ewm_std", "lag", "roll_mean", "hour_sin", "weekend"}
+    assert {s["op"] for s in specs} >= {
+        "rate",
+        "ewm_std",
+        "lag",
+        "roll_mean",
+        "hour_sin",
+        "weekend",
+        "min_dev",
+        "min_logratio",
+    }
     before = compute_matrix(frame, specs, timestamp_ms=ts, groups=groups)
     # When every reading after a cut-off time is replaced by wild values
     cut = np.sort(ts)[len(ts) // 2]
@@ -178,6 +187,55 @@ def test_lag_and_rolling_mean_exact_values() -> None:
     assert pipeline.transform({"a": 8.0}, ts_ms=T0 + 7 * HOUR_MS, state=state) == [7.0, None, 7.5]
 
 
+def test_baseline_removal_exact_values() -> None:
+    # Given hourly readings with a missing value at 2 h and a gap at 6 h, and a 3-hour baseline window
+    pipeline = FeaturePipeline(
+        [
+            {"op": "min_dev", "col": "a", "window_s": 10800},
+            {"op": "min_logratio", "col": "a", "window_s": 10800},
+        ]
+    )
+    state = pipeline.new_state()
+    readings = [(0, 4.0), (1, 2.0), (2, None), (3, 3.0), (4, 5.0), (5, 6.0), (7, 9.0)]
+    # When they are fed in order
+    got = [pipeline.transform({"a": v}, ts_ms=T0 + h * HOUR_MS, state=state) for h, v in readings]
+    # Then each reading is compared with the lowest present reading in (t - 3 h, t], itself included
+    assert got == [
+        [0.0, 0.0],
+        [0.0, 0.0],
+        [None, None],  # no reading, no feature
+        [1.0, math.log(3.0 / 2.0)],  # the 2.0 at 1 h is still in the window
+        [2.0, math.log(5.0 / 3.0)],  # ... and now out of it (1 h is not after 4 h - 3 h)
+        [3.0, math.log(6.0 / 3.0)],
+        [3.0, math.log(9.0 / 6.0)],  # after the gap: only 6.0 (5 h) and 9.0 are left
+    ]
+    # and a late reading (6 h, after 7 h) is compared with the lowest queued reading in its own window,
+    # and leaves the state untouched
+    assert pipeline.transform({"a": 10.0}, ts_ms=T0 + 6 * HOUR_MS, state=state) == [4.0, math.log(10.0 / 6.0)]
+    assert pipeline.transform({"a": 8.0}, ts_ms=T0 + 8 * HOUR_MS, state=state) == [0.0, 0.0]  # 6.0 expired
+    # and a reading at or below zero has no log ratio (a missing feature, not an error)
+    zero = FeaturePipeline([{"op": "min_logratio", "col": "a", "window_s": 3600}])
+    assert zero.transform({"a": 0.0}, ts_ms=T0, state=zero.new_state()) == [None]
+
+
+def test_baseline_removal_matches_a_brute_force_window_minimum() -> None:
+    # Given irregular readings with missing values and repeated timestamps
+    rng = np.random.default_rng(4)
+    ts = T0 + np.sort(rng.integers(0, 72, 400)) * HOUR_MS // 2
+    values = rng.lognormal(3.0, 0.5, 400)
+    values[rng.random(400) < 0.1] = np.nan
+    frame = pd.DataFrame({"a": values})
+    specs = [{"op": "min_dev", "col": "a", "window_s": 86400}]
+    got = compute_matrix(frame, specs, timestamp_ms=ts)[:, 0]
+    # Then the monotonic queue gives exactly the minimum over (t - 24 h, t] of the rows fed so far
+    for i in range(400):
+        if math.isnan(values[i]):
+            assert math.isnan(got[i])
+            continue
+        seen = values[: i + 1][(ts[: i + 1] > ts[i] - 86_400_000) & ~np.isnan(values[: i + 1])]
+        assert got[i] == values[i] - seen.min()
+
+
 def test_lags_tolerate_jitter_but_not_stale_readings() -> None:
     pipeline = FeaturePipeline([{"op": "lag", "col": "a", "lag_s": 3600}])
     state = pipeline.new_state()
@@ -201,6 +259,11 @@ def test_lags_tolerate_jitter_but_not_stale_readings() -> None:
         {"op": "lag", "col": "a"},
         {"op": "roll_mean", "col": "a", "window_s": 0},
         {"op": "roll_mean", "col": "a", "window_s": -10800},
+        {"op": "min_dev", "col": "a", "window_s": 0},
+        {"op": "min_dev", "col": "a", "window_s": -86400},
+        {"op": "min_dev", "col": "a", "window_s": float("inf")},
+        {"op": "min_logratio", "col": "a", "window_s": float("nan")},
+        {"op": "min_logratio", "col": "a"},
     ],
 )
 def test_a_feature_that_would_read_the_future_cannot_be_expressed(spec: dict[str, object]) -> None:
@@ -234,6 +297,19 @@ def test_temporal_design_lags_every_input_and_observe_keeps_their_history() -> N
         {"op": "lag", "col": "pm25", "lag_s": 7200},
         {"op": "roll_mean", "col": "pm25", "window_s": 10800},
     ]
+    # and each positive sensor input is compared with its lowest reading of the last day
+    assert [s for s in specs if s["op"] in {"min_dev", "min_logratio"}] == [
+        {"op": "min_dev", "col": "co2", "window_s": 86400},
+        {"op": "min_logratio", "col": "co2", "window_s": 86400},
+        {"op": "min_dev", "col": "pm25", "window_s": 86400},
+        {"op": "min_logratio", "col": "pm25", "window_s": 86400},
+    ]
+    # (not temperature or humidity, nor anything without a timestamp)
+    with_env = design_features(frame, ["co2", "temperature"], temporal=True, timestamp_ms=ts)
+    assert {s["col"] for s in with_env if s["op"] == "min_dev"} == {"co2"}
+    assert not {"min_dev", "min_logratio"} & {
+        s["op"] for s in design_features(frame, ["co2"], temporal=False)
+    }
     # and a state advanced by `observe` gives the same features as one advanced by `transform`
     pipeline = FeaturePipeline(specs)
     fed, observed = pipeline.new_state(), pipeline.new_state()

@@ -170,13 +170,16 @@ def test_trees_that_split_on_missingness_export_exactly(tmp_path: Path) -> None:
     np.testing.assert_allclose(got, estimator.predict(x), rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("family", ["log_ridge", "log_blend", "robust_log_blend"])
+@pytest.mark.parametrize(
+    "family", ["log_ridge", "log_blend", "robust_log_blend", "log_huber", "robust_huber_log_blend"]
+)
 def test_runtime_log_target_members_equal_sklearn(tmp_path: Path, family: str) -> None:
     # Given a skewed non-negative target and models fitted to log1p(y), alone or blended with
     # members on the original scale
     x, y, _ = _data()
     y = np.exp(y / 8.0)
     log_ridge = Log1pTarget(_linear(Ridge(alpha=1.0)))
+    log_huber = Log1pTarget(huber_pipeline(np.log1p(y)))  # as train's `huber_log` member
     estimator = {
         "log_ridge": log_ridge,
         "log_blend": VotingRegressor(
@@ -187,6 +190,15 @@ def test_runtime_log_target_members_equal_sklearn(tmp_path: Path, family: str) -
                 ("huber", huber_pipeline(y)),
                 ("g", HistGradientBoostingRegressor(max_iter=20, random_state=0)),
                 ("log", log_ridge),
+            ],
+            weights=[1 / 3, 1 / 3, 1 / 3],
+        ),
+        "log_huber": log_huber,
+        "robust_huber_log_blend": VotingRegressor(
+            [
+                ("huber", huber_pipeline(y)),
+                ("g", HistGradientBoostingRegressor(max_iter=20, random_state=0)),
+                ("log", log_huber),
             ],
             weights=[1 / 3, 1 / 3, 1 / 3],
         ),
