@@ -1,12 +1,15 @@
 """Calibration: raw metal-oxide responses -> calibrated CO (mg/m3), NOx (ppb) and NO2 (ug/m3).
 
 Used by the calibrate Lambda, the cold-path Glue job and the local runtime through one API:
-`load_calibrator(source)` and `Calibrator.calibrate_channels(device_id, channels, ts_ms)`.
+`load_calibrator(source)` and `Calibrator.calibrate_channels(device_id, channels, ts_ms)`; the
+calibrate stage calibrates a whole batch with `Calibrator.calibrate_batch`, which gives the same
+results faster (the fleet's folded models as array code over all the batch's readings).
 
 Models come from a registry (`registry.json`, owned by the ML issue):
 `{"version", "calibration": {"fleet": {"co": dir, ...}, "devices": {device_id: {"co": dir}}},
 "classifier": dir}`, directories relative to the registry, each an `airlake.model/v1` artifact
-evaluated by `airlake.ml.runtime` (standard library only: no numpy or sklearn on the hot path).
+evaluated by `airlake.ml.runtime` (standard library only: no sklearn or pandas on the hot path;
+numpy only for `calibrate_batch`'s array code, imported on its first use).
 A device's own model overrides the fleet model for that target only.
 
 When no registry exists (before the ML issue ships one), the fleet default is `BUILTIN_LINEAR`:
@@ -35,6 +38,8 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -379,7 +384,7 @@ class Calibrator:
         self._states: dict[tuple[str, str, str], object] = {}
         self._plan_models: ModelSet | None = None  # the model set `_plans` were made for
         # device (None: the fleet) -> its plan, and the plan as one function when every model is folded
-        self._plans: dict[str | None, tuple[tuple[_Step, ...], _Folded | None]] = {}
+        self._plans: dict[str | None, _PlanEntry] = {}
 
     @property
     def version(self) -> str:
@@ -409,17 +414,62 @@ class Calibrator:
         """`calibrate_channels` for several (channels, ts_ms) of one device, in order (a temporal
         model's state advances reading by reading), with the models looked up once for all."""
         models = self.provider.models
+        return self._calibrate(models, device_id, self._entry(models, device_id), readings), models.version
+
+    def calibrate_batch(
+        self, batch: Mapping[str, Sequence[tuple[Mapping[str, float], int]]]
+    ) -> tuple[dict[str, list[dict[str, float]]], str]:
+        """`calibrate_device` for every device of a batch, with one model set; the same results.
+
+        The readings of devices that share a plan of folded models (devices without overrides
+        share the fleet's) are calibrated together as arrays when there are at least
+        VECTOR_MIN_READINGS of them: one generated array expression per feature and target for the
+        whole batch instead of per reading (numpy, imported then)."""
+        models = self.provider.models
+        results: dict[str, list[dict[str, float]]] = {}
+        groups: dict[int, tuple[_VectorPlan, _Folded, list[str]]] = {}
+        for device_id, readings in batch.items():
+            entry = self._entry(models, device_id)
+            _steps, folded, vector = entry
+            if vector is None or folded is None:
+                results[device_id] = self._calibrate(models, device_id, entry, readings)
+            else:
+                groups.setdefault(id(entry), (vector, folded, []))[2].append(device_id)
+        for vector, folded, devices in groups.values():
+            if sum(len(batch[d]) for d in devices) < VECTOR_MIN_READINGS:
+                for device_id in devices:
+                    results[device_id] = [folded(channels) for channels, _ts_ms in batch[device_id]]
+                continue
+            calibrated = _calibrate_arrays(vector, folded, [c for d in devices for c, _ts_ms in batch[d]])
+            start = 0
+            for device_id in devices:
+                end = start + len(batch[device_id])
+                results[device_id] = calibrated[start:end]
+                start = end
+        return results, models.version
+
+    def _entry(self, models: ModelSet, device_id: str) -> _PlanEntry:
+        """The device's plan (per model set; devices without overrides share the fleet's)."""
         if models is not self._plan_models:  # a new model set: the plans are rebuilt as needed
             self._plan_models, self._plans = models, {}
         overrides = models.devices.get(device_id)
-        plan_key = device_id if overrides else None  # devices without overrides share the fleet's plan
+        plan_key = device_id if overrides else None
         entry = self._plans.get(plan_key)
         if entry is None:
             steps = _plan(models, overrides)
-            entry = self._plans[plan_key] = (steps, _compile_folded(steps))
-        plan, folded_plan = entry
+            entry = self._plans[plan_key] = (steps, _compile_folded(steps), _compile_vector(steps))
+        return entry
+
+    def _calibrate(
+        self,
+        models: ModelSet,
+        device_id: str,
+        entry: _PlanEntry,
+        readings: Iterable[tuple[Mapping[str, float], int]],
+    ) -> list[dict[str, float]]:
+        plan, folded_plan, _vector = entry
         if folded_plan is not None:
-            return [folded_plan(channels) for channels, _ts_ms in readings], models.version
+            return [folded_plan(channels) for channels, _ts_ms in readings]
         # Target by target over all the readings (not reading by reading over the targets): each
         # model's code (hundreds of trees, for the shipped ones) then stays hot in the CPU caches
         # while it runs; every reading's calibrated dict still gets its targets in plan order.
@@ -467,7 +517,7 @@ class Calibrator:
                         value = float(model.predict_features(vector))
                     value = low if low > value else value
                     out[target] = round(high if high < value else value, decimals)
-        return results, models.version
+        return results
 
 
 # One target of a device's calibration plan: its model (and folded form), output range and decimals.
@@ -487,6 +537,78 @@ def _plan(models: ModelSet, overrides: Mapping[str, LoadedModel] | None) -> tupl
 
 
 _Folded = Callable[[Mapping[str, float]], dict[str, float]]  # a folded plan: channels -> calibrated
+# A device's plan: its steps, and the plan as one generated function (scalar and over arrays) when
+# every model is folded.
+_PlanEntry = tuple[tuple[_Step, ...], "_Folded | None", "_VectorPlan | None"]
+# Readings of one plan in a batch from which `calibrate_batch` uses arrays: below it, setting the
+# arrays up costs more than the per-reading function (measured with benchmarks/bench_handlers.py).
+VECTOR_MIN_READINGS: Final = 64
+
+
+def _calibrate_arrays(
+    vector: _VectorPlan, folded: _Folded, channels: Sequence[Mapping[str, float]]
+) -> list[dict[str, float]]:
+    """`folded(c)` for every `c`, the readings the array plan can take computed as arrays (each
+    input present under its own name, no log of a non-positive and no division by zero; nearly
+    all of them), the others one by one. Equal to `[folded(c) for c in channels]` to the bit."""
+    import numpy as np
+
+    names = vector.names
+    getter = itemgetter(*names) if len(names) != 1 else (lambda c: (c[names[0]],))
+    taken: list[int] | None = None  # None: every reading
+    rows: Iterable[Any] = map(getter, channels)
+    try:
+        try:
+            flat = np.fromiter(chain.from_iterable(rows), np.float64, len(channels) * len(names))
+        except KeyError:  # an input missing (or under its wire alias) somewhere: find which
+            rows, taken = [], []
+            for i, c in enumerate(channels):
+                try:
+                    rows.append(getter(c))
+                except KeyError:
+                    continue
+                taken.append(i)
+            flat = np.fromiter(chain.from_iterable(rows), np.float64, len(taken) * len(names))
+    except (TypeError, ValueError):  # not all numbers after all: left to the per-reading function
+        return [folded(c) for c in channels]
+    columns = flat.reshape(-1, len(names)).T
+    safe = np.ones(columns.shape[1], dtype=bool)
+    for index in vector.positive:
+        safe &= columns[index] > 0.0
+    for index in vector.nonzero:
+        safe &= columns[index] != 0.0
+    if taken is None and safe.all():
+        return vector.function(tuple(columns))
+    chosen = np.flatnonzero(safe)
+    out: list[dict[str, float] | None] = [None] * len(channels)
+    if len(chosen):
+        indexes = chosen.tolist() if taken is None else np.asarray(taken)[chosen].tolist()
+        for i, result in zip(indexes, vector.function(tuple(columns[:, chosen])), strict=True):
+            out[i] = result
+    return [folded(c) if result is None else result for c, result in zip(channels, out, strict=True)]
+
+
+_Target = tuple[str, Any, float, float, int]  # (target, folded model, low, high, decimals)
+# A plan cut into segments: a FastLinear target alone (None), or consecutive feature models over
+# the same inputs (those inputs), which share their features.
+_Segment = tuple[tuple[str, ...] | None, list[_Target]]
+
+
+def _segments(steps: Sequence[_Step]) -> list[_Segment] | None:
+    """The plan's segments, or None when a model is not folded (or not expressible as literals)."""
+    segments: list[_Segment] = []
+    for target, _model, folded, low, high, decimals in steps:
+        if folded is None or not all(math.isfinite(v) for v in (low, high)):
+            return None
+        if type(folded) is FastLinear:
+            if not all(math.isfinite(v) for v in (folded.bias, *(w for *_, w in folded.terms))):
+                return None  # repr() of a non-finite float is no Python literal
+            segments.append((None, [(target, folded, low, high, decimals)]))
+        elif not segments or segments[-1][0] != folded.inputs:
+            segments.append((folded.inputs, [(target, folded, low, high, decimals)]))
+        else:
+            segments[-1][1].append((target, folded, low, high, decimals))
+    return segments
 
 
 def _compile_folded(steps: Sequence[_Step]) -> _Folded | None:
@@ -494,9 +616,17 @@ def _compile_folded(steps: Sequence[_Step]) -> _Folded | None:
     function of the channels (speed only): each input read once, each log and feature computed
     once however many targets use it, then per target its folded sum(s), blend, expm1, clip and
     rounding, as `calibrate_device`'s loop and the runtime do; a target with an input missing is
-    left out. None when the plan has another kind of model."""
+    left out. None when the plan has another kind of model.
+
+    Consecutive feature models over the same inputs form one block with two bodies. When every
+    log's argument is positive and every ratio's divisor non-zero (nearly every reading), the
+    features are computed and summed without a missing-value test; otherwise a feature may be
+    missing and each member's fill value stands in for it. Where both apply they do the same
+    arithmetic in the same order, so they agree to the bit."""
+    segments = _segments(steps)
+    if segments is None:
+        return None
     inputs: dict[tuple[str, str | None], str] = {}
-    cache: dict[tuple[str, ...], str] = {}  # (op, a, b) -> variable holding the feature (or None)
     lines = ["get = channels.get", "out = {}"]
 
     def read(name: str) -> str:
@@ -509,89 +639,246 @@ def _compile_folded(steps: Sequence[_Step]) -> _Folded | None:
                 lines.append(f"if {var} is None: {var} = get({alias!r})")
         return var
 
-    def feature(op: str, a: str, b: str | None, body: list[str]) -> str:
-        key = (op, a, b or "")
-        var = cache.get(key)
-        if var is not None:
-            return var
-        xa = read_inside[a]
-        if op == "raw":
-            return xa
-        if op in ("log", "logmul"):
-            log_var = cache.get(("log", a, ""))
-            if log_var is None:
-                log_var = cache[("log", a, "")] = f"f{len(cache)}"
-                body.append(f"{log_var} = _ln({xa}) if {xa} > 0.0 else None")
-            if op == "log":
-                return log_var
-            xb = read_inside[b or ""]
-            var = cache[key] = f"f{len(cache)}"
-            body.append(f"{var} = {log_var} * {xb} if {log_var} is not None else None")
-            return var
-        xb = read_inside[b or ""]
-        var = cache[key] = f"f{len(cache)}"
-        body.append(f"{var} = {xa} / {xb} if {xb} != 0.0 else None")
-        return var
-
-    group: tuple[str, ...] | None = None  # inputs of the open `if` block of feature models
-    read_inside: dict[str, str] = {}
-    for target, _model, folded, low, high, decimals in steps:
-        if folded is None or not all(math.isfinite(v) for v in (low, high)):
-            return None
-        if type(folded) is FastLinear:
-            if not all(math.isfinite(v) for v in (folded.bias, *(w for *_, w in folded.terms))):
-                return None  # repr() of a non-finite float is no Python literal
-            group = None
-            cache.clear()
-            names = [read(name) for name, _alias, _weight in folded.terms]
-            products = (f"{w!r} * {var}" for (*_, w), var in zip(folded.terms, names, strict=True))
-            total = " + ".join([repr(folded.bias), *products])
+    for group_inputs, targets in segments:
+        if group_inputs is None:
+            ((target, fast, low, high, decimals),) = targets
+            names = [read(name) for name, _alias, _weight in fast.terms]
             present = " and ".join(f"{var} is not None" for var in names) or "True"
-            lines += [f"if {present}:", f"    v = {total}"]
-        else:
-            assert isinstance(folded, FoldedFeatureLinear)
-            if folded.inputs != group:  # targets with the same inputs share one block and its features
-                group = folded.inputs
-                cache.clear()
-                read_inside = {name: read(name) for name in folded.inputs}
-                present = " and ".join(f"{var} is not None" for var in read_inside.values()) or "True"
-                lines.append(f"if {present}:")
-            body: list[str] = []
-            variables = [feature(op, a, b, body) for op, a, b in folded.features]
-            outputs: list[str] = []
-            for member in folded.members:
-                terms = []
-                for var, (op, _a, _b), w, fill in zip(
-                    variables, folded.features, member.weights, member.fills, strict=True
-                ):
-                    term = var
-                    if op != "raw":  # the feature, or its fill value when missing: once per block
-                        term = cache.get(("filled", var, repr(fill))) or ""
-                        if not term:
-                            term = cache[("filled", var, repr(fill))] = f"f{len(cache)}"
-                            body.append(f"{term} = {var} if {var} is not None else {fill!r}")
-                    terms.append(f"{w!r} * {term}")
-                m = f"m{len(outputs)}"
-                body.append(f"{m} = " + " + ".join([repr(member.bias), *terms]))
-                if member.clip is not None:
-                    lo, hi = member.clip
-                    body.append(
-                        f"{m} = _expm1({hi!r} if {hi!r} < {m} else ({lo!r} if {lo!r} > {m} else {m}))"
-                    )
-                outputs.append(f"{member.blend_weight!r} * {m}" if folded.blend else m)
-            total = "0 + " + " + ".join(outputs) if folded.blend else outputs[0]
-            if folded.log1p:
-                total = f"_expm1({total})"
-            lines += [*(f"    {line}" for line in body), f"    v = {total}"]
+            body = [f"v = {_linear_sum(fast, names)}", *_finish(target, low, high, decimals, vector=False)]
+            lines += [f"if {present}:", *(f"    {line}" for line in body)]
+            continue
+        reads = {name: read(name) for name in group_inputs}
+        present = " and ".join(f"{var} is not None" for var in reads.values()) or "True"
         lines += [
-            f"    v = {low!r} if {low!r} > v else v",
-            f"    out[{target!r}] = _round({high!r} if {high!r} < v else v, {int(decimals)})",
+            f"if {present}:",
+            f"    if {' and '.join(_no_missing_features(targets, reads)) or 'True'}:",
+            *(f"        {line}" for line in _block(targets, reads, safe=True, vector=False)),
+            "    else:",
+            *(f"        {line}" for line in _block(targets, reads, safe=False, vector=False)),
         ]
     source = "def calibrate(channels):\n" + "".join(f"    {line}\n" for line in lines) + "    return out\n"
-    namespace: dict[str, Any] = {"_round": round, "_ln": math.log, "_expm1": math.expm1}
+    namespace: dict[str, Any] = {"_round": round, "_abs": abs, "_ln": math.log, "_expm1": math.expm1}
     exec(compile(source, "<airlake-calibration>", "exec"), namespace)
     function: _Folded = namespace["calibrate"]
     return function
+
+
+@dataclass(frozen=True, slots=True)
+class _VectorPlan:
+    """A folded plan over columns (numpy arrays, one per input of `names`) of readings that have
+    every input under its own name, positive where a log is taken and non-zero where divided by.
+    `function(columns)` returns each reading's outputs as `{target: value}`, in `targets` order."""
+
+    names: tuple[str, ...]
+    positive: tuple[int, ...]  # column indexes that must be > 0
+    nonzero: tuple[int, ...]  # column indexes that must be != 0
+    targets: tuple[str, ...]
+    function: Callable[..., list[dict[str, float]]]
+
+
+def _compile_vector(steps: Sequence[_Step]) -> _VectorPlan | None:
+    """The plan of `_compile_folded`, as array code for many readings at once (speed only).
+
+    The same generated expressions, on numpy float64 arrays: IEEE-754 makes each elementwise
+    +, *, / and comparison give the bits the scalar code gives, evaluated in the same order. Logs
+    and expm1 are taken with `math` (numpy's may differ in the last bit), and rounding is the
+    scalar code's, so every output equals `_compile_folded`'s to the bit (tested)."""
+    segments = _segments(steps)
+    if segments is None:
+        return None
+    columns: dict[str, str] = {}
+    positive: dict[int, None] = {}
+    nonzero: dict[int, None] = {}
+
+    def read(name: str) -> str:
+        return columns.setdefault(name, f"x{len(columns)}")
+
+    body: list[str] = []
+    targets: list[str] = []
+    for group_inputs, group in segments:
+        if group_inputs is None:
+            ((target, fast, low, high, decimals),) = group
+            if not fast.terms:
+                return None  # a constant: not an array expression
+            names = [read(name) for name, _alias, _weight in fast.terms]
+            body += [f"v = {_linear_sum(fast, names)}", *_finish(target, low, high, decimals, vector=True)]
+        else:
+            reads = {name: read(name) for name in group_inputs}
+            for test in _no_missing_features(group, reads):
+                var, op, _zero = test.split(" ")
+                (positive if op == ">" else nonzero)[int(var[1:])] = None
+            body += _block(group, reads, safe=True, vector=True)
+        targets += [target for target, *_ in group]
+    unpack = f"    {', '.join(columns.values())}, = columns\n" if columns else ""
+    source = (
+        "def calibrate(columns):\n"
+        + unpack
+        + "    out = {}\n"
+        + "".join(f"    {line}\n" for line in body)
+        + f"    return [{{{', '.join(f'{t!r}: v{k}' for k, t in enumerate(targets))}}}"
+        + f" for {', '.join(f'v{k}' for k in range(len(targets)))}, in zip({', '.join(f'out[{t!r}]' for t in targets)})]\n"
+    )
+    namespace: dict[str, Any] = {"_vector_ops": _VectorOps()}
+    namespace.update(namespace["_vector_ops"].names())
+    exec(compile(source, "<airlake-calibration-vector>", "exec"), namespace)
+    return _VectorPlan(
+        tuple(columns), tuple(positive), tuple(nonzero), tuple(targets), namespace["calibrate"]
+    )
+
+
+class _VectorOps:
+    """The helpers the array code calls; numpy is imported on first use, never at module import
+    (a handler's cold start does not pay for it unless a batch is large enough to use it)."""
+
+    def names(self) -> dict[str, Callable[..., Any]]:
+        return {"_ln": self.ln, "_expm1": self.expm1, "_where": self.where, "_vround": self.round}
+
+    @staticmethod
+    def ln(x: Any) -> Any:
+        import numpy as np
+
+        return np.fromiter(map(math.log, x.tolist()), np.float64, len(x))
+
+    @staticmethod
+    def expm1(x: Any) -> Any:
+        import numpy as np
+
+        return np.fromiter(map(math.expm1, x.tolist()), np.float64, len(x))
+
+    @staticmethod
+    def where(condition: Any, a: Any, b: Any) -> Any:
+        import numpy as np
+
+        return np.where(condition, a, b)
+
+    @staticmethod
+    def round(v: Any, decimals: int, fast: bool) -> list[float]:
+        """`_finish`'s rounding: k = rint(v * 10**d) / 10**d, and round() near a .5."""
+        import numpy as np
+
+        if not fast:
+            return [round(x, decimals) for x in v.tolist()]
+        scale = float(10**decimals)
+        y = v * scale
+        k = np.rint(y)  # half to even, as round(); unlike int, a float k keeps the sign of a zero
+        out: list[float] = (k / scale).tolist()
+        for i in np.flatnonzero(np.abs(y - k) >= 0.499999).tolist():
+            out[i] = round(float(v[i]), decimals)
+        return out
+
+
+def _linear_sum(fast: FastLinear, names: Sequence[str]) -> str:
+    products = (f"{w!r} * {var}" for (*_, w), var in zip(fast.terms, names, strict=True))
+    return " + ".join([repr(fast.bias), *products])
+
+
+def _finish(target: str, low: float, high: float, decimals: int, *, vector: bool) -> list[str]:
+    """Clip `v` to the target's range and round it to `decimals` into the output, as `round()`.
+
+    `round(v, d)` formats v in decimal, which costs more than the rest of a target's arithmetic.
+    Spelled out instead: k = v * 10**d rounded to an integer, then k / 10**d (a correctly rounded
+    division, so the double nearest k * 10**-d, which is what round() returns). The product's
+    rounding error can move it across a .5 only when it lies within 1e-6 of one, given the range
+    bound below; then (and for k = 0, which keeps -0.0's sign) round() itself decides.
+    tests/hot/test_calibration.py checks the two agree on ties, near-ties and random values."""
+    scale = 10 ** int(decimals)
+    fast = 0 <= decimals <= 15 and max(abs(low), abs(high)) * scale < _EXACT_ROUNDING_BOUND
+    if vector:
+        return [
+            f"v = _where({low!r} > v, {low!r}, v)",
+            f"v = _where({high!r} < v, {high!r}, v)",
+            f"out[{target!r}] = _vround(v, {int(decimals)}, {fast})",
+        ]
+    clip = [f"v = {low!r} if {low!r} > v else v", f"v = {high!r} if {high!r} < v else v"]
+    if not fast:
+        return [*clip, f"out[{target!r}] = _round(v, {int(decimals)})"]
+    return [
+        *clip,
+        f"y = v * {float(scale)!r}",
+        "k = _round(y)",
+        f"out[{target!r}] = k / {scale} if k and _abs(y - k) < 0.499999 else _round(v, {int(decimals)})",
+    ]
+
+
+# |v * 10**d| below this: the product's error (half an ulp, < 1e-6 here) cannot carry it across
+# the 1e-6 margin around a .5 that `_finish` leaves to round().
+_EXACT_ROUNDING_BOUND: Final = 2.0**32
+
+
+def _no_missing_features(targets: Sequence[_Target], reads: Mapping[str, str]) -> list[str]:
+    """The tests under which no feature of a block is missing: logs of positive numbers and
+    ratios to non-zero ones (the inputs themselves are present inside the block)."""
+    tests: dict[str, None] = {}  # ordered, without repeats
+    for _target, folded, *_ in targets:
+        for op, a, b in folded.features:
+            if op in ("log", "logmul"):
+                tests[f"{reads[a]} > 0.0"] = None
+            elif op == "ratio":
+                tests[f"{reads[b or '']} != 0.0"] = None
+    return list(tests)
+
+
+def _block(targets: Sequence[_Target], reads: Mapping[str, str], *, safe: bool, vector: bool) -> list[str]:
+    """The code of a block of feature-model targets over the same inputs (present). `safe`: no
+    feature can be missing, so none is tested; else a missing one is None and its fill stands in.
+    `vector`: the variables are arrays (always safe)."""
+    cache: dict[tuple[str, ...], str] = {}  # (op, a, b) or ("filled", var, fill) -> its variable
+    body: list[str] = []
+
+    def define(key: tuple[str, ...], expression: str, guarded: str) -> str:
+        var = cache[key] = f"f{len(cache)}"
+        body.append(f"{var} = {expression}" if safe else f"{var} = {expression} if {guarded} else None")
+        return var
+
+    def feature(op: str, a: str, b: str | None) -> str:
+        var = cache.get((op, a, b or ""))
+        if var is not None:
+            return var
+        xa = reads[a]
+        if op == "raw":
+            return xa
+        if op == "ratio":
+            xb = reads[b or ""]
+            return define((op, a, b or ""), f"{xa} / {xb}", f"{xb} != 0.0")
+        log_var = cache.get(("log", a, "")) or define(("log", a, ""), f"_ln({xa})", f"{xa} > 0.0")
+        if op == "log":
+            return log_var
+        return define((op, a, b or ""), f"{log_var} * {reads[b or '']}", f"{log_var} is not None")
+
+    for target, folded, low, high, decimals in targets:
+        variables = [feature(op, a, b) for op, a, b in folded.features]
+        outputs: list[str] = []
+        for member in folded.members:
+            terms = []
+            for var, (op, _a, _b), w, fill in zip(
+                variables, folded.features, member.weights, member.fills, strict=True
+            ):
+                term = var
+                if op != "raw" and not safe:  # the feature, or its fill value when missing: once per block
+                    term = cache.get(("filled", var, repr(fill))) or ""
+                    if not term:
+                        term = cache[("filled", var, repr(fill))] = f"f{len(cache)}"
+                        body.append(f"{term} = {var} if {var} is not None else {fill!r}")
+                terms.append(f"{w!r} * {term}")
+            m = f"m{len(outputs)}"
+            body.append(f"{m} = " + " + ".join([repr(member.bias), *terms]))
+            if member.clip is not None:
+                lo, hi = member.clip
+                if vector:
+                    body.append(
+                        f"{m} = _expm1(_where({hi!r} < {m}, {hi!r}, _where({lo!r} > {m}, {lo!r}, {m})))"
+                    )
+                else:
+                    body.append(
+                        f"{m} = _expm1({hi!r} if {hi!r} < {m} else ({lo!r} if {lo!r} > {m} else {m}))"
+                    )
+            outputs.append(f"{member.blend_weight!r} * {m}" if folded.blend else m)
+        total = "0 + " + " + ".join(outputs) if folded.blend else outputs[0]
+        body += [
+            f"v = {f'_expm1({total})' if folded.log1p else total}",
+            *_finish(target, low, high, decimals, vector=vector),
+        ]
+    return body
 
 
 def _aliased(channels: Mapping[str, float], name: str) -> float | None:

@@ -2,8 +2,10 @@
 
 Lambda: one asset holds `airlake/` (the domain package), `lambdas/` (the three handlers) and the
 handlers' third-party dependencies from `lambdas/requirements.txt`, installed by pip as Linux arm64
-wheels for the Lambda Python version (`--platform manylinux2014_aarch64 --only-binary=:all:`), so a
-developer laptop or CI runner of any architecture builds the right bundle and no Docker is needed.
+wheels for the Lambda Python version (`--platform manylinux_2_28_aarch64 --platform
+manylinux2014_aarch64 --only-binary=:all:`; the Python 3.12+ runtimes run Amazon Linux 2023, glibc
+2.34, and numpy ships arm64 wheels for glibc 2.28 only), so a developer laptop or CI runner of any
+architecture builds the right bundle and no Docker is needed.
 The three functions share the asset (different handler strings), so it is built and uploaded once.
 
 Glue: `airlake.zip` holds the `airlake/` package at its root, for `--extra-py-files`.
@@ -33,7 +35,7 @@ from constructs import Construct
 
 from airlake.settings import REPO_ROOT
 
-LAMBDA_PLATFORM: Final = "manylinux2014_aarch64"
+LAMBDA_PLATFORMS: Final = ("manylinux_2_28_aarch64", "manylinux2014_aarch64")
 _IGNORED_DIRS: Final = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache"})
 _IGNORED_SUFFIXES: Final = frozenset({".pyc", ".pyo"})
 
@@ -83,7 +85,8 @@ class LambdaLocalBundler:
         subprocess.run(
             [
                 sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                "--platform", LAMBDA_PLATFORM, "--only-binary=:all:", "--implementation", "cp",
+                *(arg for platform in LAMBDA_PLATFORMS for arg in ("--platform", platform)),
+                "--only-binary=:all:", "--implementation", "cp",
                 "--python-version", self.python_version,
                 "-r", str(self.requirements), "-t", str(out),
             ],
@@ -113,7 +116,7 @@ def lambda_code(runtime: lambda_.Runtime) -> lambda_.Code:
         str(REPO_ROOT / "lambdas"),
         asset_hash_type=AssetHashType.CUSTOM,
         asset_hash=source_hash(
-            [REPO_ROOT / "airlake", REPO_ROOT / "lambdas"], salt=f"{runtime.name}/{LAMBDA_PLATFORM}"
+            [REPO_ROOT / "airlake", REPO_ROOT / "lambdas"], salt=f"{runtime.name}/{'+'.join(LAMBDA_PLATFORMS)}"
         ),
         bundling=BundlingOptions(
             image=runtime.bundling_image,

@@ -66,7 +66,13 @@ class KinesisRecord:
     data: bytes
     arrival_ms: int
     partition_key: str
-    shard_id: str
+    event_id: str  # "<shard id>:<sequence number>"
+
+    @property
+    def shard_id(self) -> str:
+        """The record's shard (from its event id; only quarantine documents need it)."""
+        shard, colon, _sequence = self.event_id.partition(":")
+        return shard if colon else "shard"
 
 
 def parse_records(event: Mapping[str, Any]) -> list[KinesisRecord]:
@@ -74,14 +80,13 @@ def parse_records(event: Mapping[str, Any]) -> list[KinesisRecord]:
     out = []
     for record in event.get("Records", []):
         kinesis = record["kinesis"]
-        event_id = str(record.get("eventID", ""))
         out.append(
             KinesisRecord(
                 kinesis["sequenceNumber"],
                 a2b_base64(kinesis["data"]),  # what base64.b64decode calls, minus its wrapper
                 int(float(kinesis["approximateArrivalTimestamp"]) * 1000),
                 kinesis.get("partitionKey", ""),
-                event_id.split(":", 1)[0] if ":" in event_id else "shard",
+                str(record.get("eventID", "")),
             )
         )
     return out
@@ -233,27 +238,36 @@ class CalibrateStage:
         outcome = Outcome()
         decoded = _decode_all(records, outcome, "calibrate")
         out: list[tuple[str, bytes]] = []
-        calibrate = self.calibrator.calibrate_device
         calibrated_names: dict[tuple[str, ...], list[str]] = {}  # shared lists: the docs are only serialized
         version = None
+        if decoded.by_device:
+            batch = {
+                device_id: [(r.channels, r.ts_ms) for r in readings]
+                for device_id, readings in decoded.by_device.items()
+            }
+            calibrated_batch, version = self.calibrator.calibrate_batch(batch)
         for device_id, readings in decoded.by_device.items():
             interval = self.calibrator.report_interval_s(device_id)
             if interval is None:
                 outcome.counts["default_interval_devices"] += 1
-            results, version = calibrate(device_id, [(r.channels, r.ts_ms) for r in readings])
+            results = calibrated_batch[device_id]
             docs = []
             for reading, calibrated in zip(readings, results, strict=True):
                 names = tuple(calibrated)  # the calibrated targets, sorted: the same few every time
                 sorted_names = calibrated_names.get(names)
                 if sorted_names is None:
                     sorted_names = calibrated_names[names] = sorted(calibrated)
+                # The reading's channels dict is this batch's own (parsed from its record, dropped
+                # after it): the calibrated values join it instead of a copy of it.
+                channels = reading.channels
+                channels.update(calibrated)
                 firmware, model = reading.firmware, reading.model
                 if firmware is not None and model is not None:  # Reading.to_dict() in one literal
                     doc = {
                         "device_id": reading.device_id,
                         "ts": reading.ts_ms,
                         "seq": reading.seq,
-                        "channels": {**reading.channels, **calibrated},
+                        "channels": channels,
                         "firmware": firmware,
                         "model": model,
                         "calibrated": sorted_names,
@@ -261,7 +275,6 @@ class CalibrateStage:
                     }
                 else:
                     doc = reading.to_dict()
-                    doc["channels"] = {**reading.channels, **calibrated}
                     doc["calibrated"] = sorted_names
                     doc["model_version"] = version
                 if interval is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -205,3 +206,95 @@ def test_a_blend_of_linear_members_with_a_log_target_folds_exactly(tmp_path: Pat
     readings = _odd_readings(11, 2000)
     got, _version = calibrator.calibrate_device("d1", [(row, 0) for row in readings])
     assert got == [_plain(calibrator, row) for row in readings]
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal to the bit: repr tells 0.0 from -0.0 and shows every digit."""
+    return repr(a) == repr(b)
+
+
+def test_a_batch_calibrated_as_arrays_equals_one_reading_at_a_time(tmp_path: Path) -> None:
+    # Given the shipped fleet calibrations plus a device with its own co model, and a batch of
+    # 40 devices whose readings have zeros, integers, missing inputs and UCI (alias) names
+    registry = json.loads((MODELS / "registry.json").read_text())
+    for target, folder in registry["calibration"]["fleet"].items():
+        (tmp_path / target).symlink_to(MODELS / folder)
+    _linear(tmp_path / "co_d07", "mox_co", 0.002, "co-d07")
+    (tmp_path / "registry.json").write_text(json.dumps({"version": "batch", "calibration": {
+        "fleet": {t: t for t in registry["calibration"]["fleet"]}, "devices": {"d07": {"co": "co_d07"}}}}))  # fmt: skip
+    calibrator = load_calibrator(tmp_path)
+    readings = _odd_readings(23, 1200)
+    for row in readings[::97]:
+        row["PT08.S1(CO)"] = row.pop("mox_co", 1000.0)  # a wire alias: not taken by the array plan
+    batch = {
+        f"d{k:02d}": [(row, 1000 * i) for i, row in enumerate(readings[k * 30 : (k + 1) * 30])]
+        for k in range(40)
+    }
+    # When the batch is calibrated at once, and each device alone
+    calls = []
+    plan = calibrator._entry(calibrator.provider.models, "d00")[2]
+    assert plan is not None
+    original = plan.function
+    object.__setattr__(plan, "function", lambda columns: calls.append(len(columns[0])) or original(columns))
+    got, version = calibrator.calibrate_batch(batch)
+    # Then the fleet's devices went through the array plan together, in one call
+    assert len(calls) == 1 and 1000 < calls[0] < 39 * 30
+    # And every reading's result equals the per-reading function's, to the bit
+    assert version == "batch" and sorted(got) == sorted(batch)
+    for device_id, items in batch.items():
+        alone, _ = calibrator.calibrate_device(device_id, items)
+        assert len(got[device_id]) == len(alone)
+        for a, b in zip(got[device_id], alone, strict=True):
+            assert list(a) == list(b) and all(_same(a[t], b[t]) for t in a)
+    # And d07 has its own co model
+    overridden = [(c, r) for (c, _ts), r in zip(batch["d07"], got["d07"], strict=True) if "mox_co" in c]
+    assert overridden and all(_same(r["co"], round(0.002 * c["mox_co"], 2)) for c, r in overridden)
+
+
+def test_a_small_batch_and_the_builtin_baseline_give_the_per_reading_results() -> None:
+    # Given the built-in linear baseline (FastLinear models) and batches below and above the size
+    # from which arrays are used
+    from airlake.calibration import VECTOR_MIN_READINGS
+
+    calibrator = load_calibrator(Path("/nonexistent-models"))
+    rng = random.Random(3)
+    for size in (1, VECTOR_MIN_READINGS - 1, VECTOR_MIN_READINGS, 500):
+        rows = [{"mox_co": rng.choice([0, 900, rng.uniform(500, 2000)]), "mox_nox": rng.uniform(300, 1500),
+                 "mox_no2": rng.uniform(800, 2200), "temperature": rng.uniform(-5, 35), "humidity": rng.uniform(10, 90)}
+                for _ in range(size)]  # fmt: skip
+        for row in rows[::7]:
+            del row["mox_nox"]
+        # When calibrated as one batch of two devices
+        batch = {"a": [(r, 0) for r in rows[: size // 2]], "b": [(r, 0) for r in rows[size // 2 :]]}
+        got, _ = calibrator.calibrate_batch(batch)
+        # Then it equals each reading calibrated alone, to the bit
+        for device_id, items in batch.items():
+            expected = [calibrator.calibrate_channels(device_id, c, 0)[0] for c, _ts in items]
+            assert [list(r) for r in got[device_id]] == [list(r) for r in expected]
+            assert all(_same(r[t], e[t]) for r, e in zip(got[device_id], expected, strict=True) for t in r)
+
+
+def test_spelled_out_rounding_equals_round_on_ties_near_ties_and_random_values(tmp_path: Path) -> None:
+    # Given co = 1 x mox_co (rounded to 2 decimals) and nox = 1 x mox_nox (to 1), clipped to [0, high]
+    _linear(tmp_path / "co", "mox_co", 1.0, "co-1")
+    _linear(tmp_path / "nox", "mox_nox", 1.0, "nox-1")
+    (tmp_path / "registry.json").write_text(
+        json.dumps({"version": "r", "calibration": {"fleet": {"co": "co", "nox": "nox"}}})
+    )
+    calibrator = load_calibrator(tmp_path)
+    rng = random.Random(5)
+    values = [0.0, -0.0, 0.004, 0.005, 0.015, 0.125, 0.135, 1.005, 2.675, 999.995, 1000.0, 0.05, 0.25, 0.35, 9999.95]  # fmt: skip
+    values += [v + d for v in (0.005, 0.015, 2.675, 0.05, 0.35) for d in (1e-12, -1e-12, 1e-17)]
+    values += [math.nextafter(v, s) for v in values[:15] for s in (0.0, 1e9)]
+    values += [rng.uniform(0, 1000) for _ in range(3000)] + [
+        round(rng.uniform(0, 100), 3) for _ in range(3000)
+    ]
+    rows = [{"mox_co": v, "mox_nox": v * 10} for v in values]
+    # When calibrated one by one (scalar code) and as a batch (array code)
+    alone, _ = calibrator.calibrate_device("d", [(r, 0) for r in rows])
+    batch, _ = calibrator.calibrate_batch({"d": [(r, 0) for r in rows]})
+    # Then both give exactly round(clipped value, decimals)
+    for row, a, b in zip(rows, alone, batch["d"], strict=True):
+        co = round(min(max(0.0 + 1.0 * row["mox_co"], 0.0), 1000.0), 2)  # intercept + slope x
+        nox = round(min(max(0.0 + 1.0 * row["mox_nox"], 0.0), 10000.0), 1)
+        assert _same(a, {"co": co, "nox": nox}) and _same(b, {"co": co, "nox": nox}), row

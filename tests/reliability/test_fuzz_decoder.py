@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airlake.contract import Quarantined, Reading, Reason, decode
+from airlake.contract import Quarantined, Reading, Reason, decode, decoder
 from airlake.contract.limits import CHANNEL_RANGES, FLEET_EPOCH_MS, MAX_CLOCK_SKEW_MS
 from airlake.contract.model import ReadingV1
 
@@ -161,3 +161,17 @@ def test_a_valid_reading_is_always_accepted_with_its_idempotency_key(doc: dict[s
 def test_a_parseable_array_yields_exactly_one_result_per_element(items: list[Any]) -> None:
     results = check_invariants(encode(items))
     assert len(results) == len(items)
+
+
+@FUZZ
+@given(valid_readings(), mutated_readings())
+def test_the_inline_common_case_judges_exactly_as_the_full_path(doc: dict[str, Any], mutated: bytes) -> None:
+    # Given a valid reading and a mutation of one, each decoded once so that its device id and
+    # channel layout are known (the inline path only takes ids and layouts seen valid before)
+    for data in (encode(doc), mutated, encode(doc | {"ts": doc["ts"] + 1})):
+        decode(data, received_ms=RECEIVED_MS)
+        # When decoded again by `decode` (inline common case first) and by the full path alone
+        fast = decode(data, received_ms=RECEIVED_MS)
+        full = decoder._decode(data, RECEIVED_MS)
+        # Then both give the same readings and the same quarantine reasons and details
+        assert fast == full
