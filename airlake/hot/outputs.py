@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+from isal import igzip
 
 from airlake.producer import Producer
 
@@ -27,7 +28,12 @@ _PUT_RECORDS_ATTEMPTS = 5  # within a Lambda invocation: at most ~1.6 s of backo
 _PUT_RECORDS_MAX_DELAY_S = 1.0
 _PUBLISH_ATTEMPTS = 4
 _PUBLISH_BATCH = 10  # SNS PublishBatch entries per call
-_GZIP_LEVEL = 3  # JSON lines compress ~8x already at level 3, at a third of level 6's CPU
+# Lake objects are gzip members written by ISA-L (python-isal), which writes the same format as
+# zlib about 4x faster: on the aggregate stage's 5 MB of JSON lines per 10,000 readings, level 2
+# took 11 ms where zlib's level 3 took 53 ms, for objects 25 % larger (906 KB vs 725 KB; zlib's level
+# 1 is both slower and larger than that). The aggregate stage's CPU is what Lambda bills on every
+# batch, while 25 % more bytes cost little in S3 and in Athena scans of the hot zones.
+_GZIP_LEVEL = 2
 
 
 class RecordStream(Protocol):
@@ -82,7 +88,7 @@ def write_lines(lake: Lake, zone: str, lines: Iterable[tuple[int, bytes]]) -> li
         group.append(b"")  # the last line's newline, without copying the body again
         body = b"\n".join(group)
         key = f"hot/{zone}/dt={dt}/{hashlib.sha256(body).hexdigest()[:32]}.json.gz"
-        lake.put_object(key, gzip.compress(body, compresslevel=_GZIP_LEVEL, mtime=0))
+        lake.put_object(key, igzip.compress(body, compresslevel=_GZIP_LEVEL, mtime=0))
         keys.append(key)
     return keys
 
