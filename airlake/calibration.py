@@ -286,16 +286,28 @@ def _fold_member(
 
 @dataclass(slots=True)
 class ModelSet:
-    """One registry version, loaded: fleet and per-device calibration models, the classifier."""
+    """One registry version, loaded: fleet and per-device calibration models, the classifier.
+
+    The classifier's files are read with the rest, but it is built (parsed, and its trees
+    compiled to Python: most of a model set's load time) on first use of `classifier`, which only
+    the classify stage makes; the calibrate stage's cold start does not pay for it."""
 
     version: str
     fleet: dict[str, LoadedModel]
     devices: dict[str, dict[str, LoadedModel]] = field(default_factory=dict)
-    classifier: LoadedModel | None = None
     device_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     fast: dict[int, FastLinear | FoldedFeatureLinear] = field(
         default_factory=dict
     )  # id(LoadedModel) -> folded form
+    classifier_files: Mapping[str, bytes] | None = None  # the classifier artifact, until built
+    _classifier: LoadedModel | None = None
+
+    @property
+    def classifier(self) -> LoadedModel | None:
+        if self._classifier is None and self.classifier_files is not None:
+            self._classifier = load_artifact_files(self.classifier_files)
+            self.classifier_files = None
+        return self._classifier
 
 
 def interval_ms(value: object) -> int | None:
@@ -343,8 +355,8 @@ def load_model_set(source: ModelSource) -> ModelSet:
         for device, targets in (calibration.get("devices") or {}).items()
     }
     classifier_dir = registry.get("classifier")
-    classifier = load(classifier_dir) if classifier_dir else None
-    return ModelSet(str(registry["version"]), fleet, devices, classifier, info, fast)
+    classifier_files = source.artifact_files(classifier_dir) if classifier_dir else None
+    return ModelSet(str(registry["version"]), fleet, devices, info, fast, classifier_files)
 
 
 class ModelProvider:
