@@ -127,8 +127,13 @@ def decode(data: bytes, *, received_ms: int | None = None) -> list[Reading | Qua
     `received_ms` is when the record arrived (Kinesis approximate arrival time, Firehose
     arrival); timestamps are judged against it, so re-processing old raw data is stable.
     """
-    if received_ms is None:
-        received_ms = now_ms()
+    result = decode_record(data, now_ms() if received_ms is None else received_ms)
+    return [result] if isinstance(result, Reading) else result
+
+
+def decode_record(data: bytes, received_ms: int) -> Reading | list[Reading | Quarantined]:
+    """`decode`, with a record that is one valid reading returned as that Reading, not in a list
+    (the hot path's common case, a little cheaper). Never raises."""
     try:
         # The common case first, inline: one reading with integer ts, a known device id, a known
         # channel layout, every field well formed. Anything else takes the full path below.
@@ -140,7 +145,7 @@ def decode(data: bytes, *, received_ms: int | None = None) -> list[Reading | Qua
             if type(parsed) is dict:
                 reading = _accept(parsed, received_ms)
                 if reading is not None:
-                    return [reading]
+                    return reading
             return _judge(parsed, data, received_ms)
         return _decode(data, received_ms)
     except Exception as exc:  # the contract is "nothing escapes": keep the record, say why

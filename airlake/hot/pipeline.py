@@ -43,6 +43,7 @@ from airlake.classification import (
     peer_index,
 )
 from airlake.contract import Quarantined, Reading, decode
+from airlake.contract.decoder import decode_record
 from airlake.contract.decoder import iso_from_ms as _iso_from_ms
 from airlake.hot.outputs import Lake, Notifier, RecordStream, write_jsonl, write_lines
 from airlake.hot.state import Key, StateStore, Stored, Write
@@ -190,7 +191,12 @@ def _decode_all(
                 if type(first) is Reading:
                     intervals[first.device_id] = interval
         else:
-            items = decode(record.data, received_ms=record.arrival_ms)
+            result = decode_record(record.data, record.arrival_ms)
+            if isinstance(result, Reading):  # one valid reading: the usual raw record
+                by_device[result.device_id].append(result)
+                seqnos[result.device_id].add(record.sequence_number)
+                continue
+            items = result
         device = None  # a record's readings are usually one device's: look its lists up once
         for item in items:
             if type(item) is Reading:
