@@ -4,8 +4,8 @@
    responses with a power-law, temperature-dependent link to a reference gas, slow drift, 3% missing)
    and times `airlake ml train-calibration` end to end (read, feature design and computation, model
    selection over every calibration candidate with three forward-chaining folds, the winner's
-   day-screened twin where it applies, refit, export), with and
-   without temporal features. Baseline in the same run: a plain ridge regression fit on the raw
+   sub-window and day-screened twins where they apply (up to 20,000 training rows, so not here),
+   refit, export), with and without temporal features. Baseline in the same run: a plain ridge regression fit on the raw
    columns of the same rows (no features, no selection). Target: under 60 s.
 2. Times `LoadedModel.predict_one` per reading for the shipped fleet NOx model (gradient-boosted
    trees evaluated in pure Python) against the same model's scikit-learn `predict` per row.

@@ -9,6 +9,8 @@ written as an artifact:
 * `train.Log1pTarget` (a regressor fitted to log1p(y)) -> a blend member with `target_transform`
   "log1p" and its `clip`; alone, a blend of that one member (so the model-level `target_transform`
   keeps meaning "the whole output", and row-only linear fast paths never mistake it for plain linear)
+* `train.SubWindowEnsemble` (a candidate fitted on all rows and on the recent ones) -> a blend of
+  its two fitted parts, weight 1/2 each (each part itself a blend, a log-target member or a model)
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from airlake.ml.runtime import FORMAT_ID, METADATA_FILE, MODEL_FILE
-from airlake.ml.train import Log1pTarget
+from airlake.ml.train import Log1pTarget, SubWindowEnsemble
 
 _MAX = float(np.finfo(np.float64).max)
 
@@ -95,6 +97,8 @@ def export_estimator(estimator: Any) -> dict[str, Any]:
         return {"type": "trees", "baseline": _floats(estimator._baseline_prediction), "trees": trees}
     if isinstance(estimator, Log1pTarget):
         return {"type": "blend", "members": [_member(estimator, 1.0)]}
+    if isinstance(estimator, SubWindowEnsemble):
+        return {"type": "blend", "members": [_member(estimator.full_, 0.5), _member(estimator.recent_, 0.5)]}
     if isinstance(estimator, VotingRegressor | VotingClassifier):
         if isinstance(estimator, VotingClassifier) and estimator.voting != "soft":
             raise TypeError("only soft voting is exportable")

@@ -19,9 +19,13 @@ Candidates (all exportable exactly to the hot-path runtime):
   (equal weights; their fold predictions are the average of their members', so they cost no extra
   fits): `blend` (ridge + hgb), `robust_blend` (huber + hgb), `robust_log_blend` (huber + hgb +
   ridge_log), `robust_huber_log_blend` (huber + hgb + huber_log);
-* day screening (`<candidate>+screened`, with a timestamp only): the winner refit on the training
-  rows left after dropping the days whose reference disagrees with the sensors as a whole (see
-  `screen_days`), kept only if it beats the plain winner on the same validation folds;
+* sub-window ensembling (`<candidate>+recent`, with a timestamp only): the winner fitted twice,
+  on every training row and on the most recent half of the training span only, predictions
+  averaged (recency without sample weights; see `SubWindowEnsemble`), kept only if it beats the
+  plain winner on the same validation folds;
+* day screening (`<candidate>+screened`, with a timestamp only): the winner (or its `+recent`
+  twin) refit on the training rows left after dropping the days whose reference disagrees with the
+  sensors as a whole (see `screen_days`), kept only if it beats it on the same validation folds;
 * classifier: `logistic` (multinomial, balanced class weights), `hgb` (balanced class weights),
   `blend` (average probabilities); optionally each winner again with self-training over unlabelled
   rows (`self_training`).
@@ -75,8 +79,11 @@ BLENDS: dict[str, tuple[str, ...]] = {
 }
 # Members fitted to log1p(y): offered only when no training target is negative.
 LOG_TARGET_MEMBERS = frozenset({"ridge_log", "huber_log"})
-# A candidate refit on the rows left by `screen_days` is named `<candidate>` + SCREENED.
+# A candidate refit on the rows left by `screen_days` is named `<candidate>` + SCREENED; a candidate
+# also fitted on the most recent part of the training span (`SubWindowEnsemble`) `<candidate>` +
+# RECENT; both: `<candidate>+recent+screened`.
 SCREENED = "+screened"
+RECENT = "+recent"
 CALIBRATION_CANDIDATES: tuple[str, ...] = (*CALIBRATION_MEMBERS, *BLENDS)
 # One OpenMP thread: training shares small machines (CI, a laptop, 2 vCPUs with other jobs), where
 # OpenMP's busy-waiting threads slow gradient boosting down by an order of magnitude; one thread is
@@ -131,6 +138,13 @@ SCREEN_MAX_FIT_ROWS = 5_000
 # meant for recalibration windows (weeks of one site, where a few failing days weigh), and it costs a
 # second round of validation fits, which on ~100k rows would break the one-minute training budget.
 SCREEN_MAX_ROWS = 20_000
+# Sub-window ensembling (`<candidate>+recent`): the candidate fitted on all training rows and on the
+# rows of the latest RECENT_FRACTION of the training span (by event time: 14 of 28 days in a 4-week
+# recalibration window), predictions averaged with equal weights. A sensor's response drifts within
+# weeks, so the latest days say more about the next week; unlike decay weights this keeps every
+# member's own loss and penalty as they are. Validated like the screened twin (same folds, same
+# row limit), kept only if it lowers the RMSE.
+RECENT_FRACTION = 0.5
 _DAY_MS = 86_400_000
 
 
@@ -209,16 +223,64 @@ def log_target_usable(y: np.ndarray) -> bool:
 
 
 def split_screened(name: str) -> tuple[str, bool]:
-    """(`candidate`, screened?) for `candidate` or `candidate+screened`."""
+    """(`candidate`, screened?) for `candidate` or `candidate+screened` (`candidate` may end in +recent)."""
     if name.endswith(SCREENED):
         return name[: -len(SCREENED)], True
     return name, False
 
 
+def split_candidate(name: str) -> tuple[str, bool, bool]:
+    """(base candidate, recent?, screened?) for `base[+recent][+screened]`."""
+    rest, screened = split_screened(name)
+    if rest.endswith(RECENT):
+        return rest[: -len(RECENT)], True, screened
+    return rest, False, screened
+
+
 def candidate_members(name: str) -> tuple[str, ...]:
-    """The single models a candidate (screened or not) averages."""
-    base, _ = split_screened(name)
+    """The single models a candidate (screened, recent or not) averages."""
+    base = split_candidate(name)[0]
     return BLENDS.get(base, (base,))
+
+
+def recent_rows(timestamp_ms: np.ndarray, fraction: float = RECENT_FRACTION) -> np.ndarray:
+    """Which rows lie in the latest `fraction` of the span of `timestamp_ms` (a boolean mask); all
+    rows when that part has fewer than MIN_TRAINING_ROWS rows."""
+    ts = np.asarray(timestamp_ms, dtype=np.int64)
+    if len(ts) == 0:
+        return np.ones(0, dtype=bool)
+    newest, oldest = int(ts.max()), int(ts.min())
+    mask = ts >= newest - fraction * (newest - oldest)
+    if int(mask.sum()) < MIN_TRAINING_ROWS:
+        return np.ones(len(ts), dtype=bool)
+    return np.asarray(mask, dtype=bool)
+
+
+class SubWindowEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
+    """The same (unfitted) candidate twice: `full` fitted on every row, `recent` on the rows `fit`
+    is told are recent (`recent_rows`); predicts the average of the two.
+
+    Each part is built for its own rows (a Huber penalty relative to their spread, boosting sized for
+    their count). Exported as a blend of the two with weight 1/2 each, which the runtime evaluates
+    as any blend (no new estimator kind).
+    """
+
+    def __init__(self, full: Any = None, recent: Any = None) -> None:
+        self.full = full
+        self.recent = recent
+
+    def fit(self, x: np.ndarray, y: np.ndarray, recent: np.ndarray | None = None) -> SubWindowEnsemble:
+        if recent is None:
+            raise ValueError("SubWindowEnsemble.fit needs the recent-row mask (train.recent_rows)")
+        recent = np.asarray(recent, dtype=bool)
+        x, y = np.asarray(x), np.asarray(y)
+        self.full_ = clone(self.full).fit(x, y)
+        self.recent_ = clone(self.recent).fit(x[recent], y[recent])
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        full = np.asarray(self.full_.predict(x), dtype=np.float64)
+        return 0.5 * full + 0.5 * np.asarray(self.recent_.predict(x), dtype=np.float64)
 
 
 def usable_candidates(candidates: Sequence[str], y: np.ndarray) -> list[str]:
@@ -230,14 +292,14 @@ def usable_candidates(candidates: Sequence[str], y: np.ndarray) -> list[str]:
 
 def fallback_candidate(name: str) -> str:
     """What to fit instead of a log-target candidate on a window with a negative target."""
-    base, screened = split_screened(name)
+    base, recent, screened = split_candidate(name)
     plain = {
         "ridge_log": "ridge",
         "huber_log": "huber",
         "robust_log_blend": "robust_blend",
         "robust_huber_log_blend": "robust_blend",
     }.get(base, base)
-    return plain + SCREENED if screened else plain
+    return plain + (RECENT if recent else "") + (SCREENED if screened else "")
 
 
 def screen_days(
@@ -448,24 +510,35 @@ def _fit_calibration(
         kept: np.ndarray = rows[keep]
         return kept
 
+    def recent_part(rows: np.ndarray) -> np.ndarray:
+        """The rows (positions) among `rows` in the latest part of their span (see `recent_rows`)."""
+        if timestamp_ms is None:
+            raise ValueError("a +recent candidate needs a timestamp")
+        part: np.ndarray = rows[recent_rows(timestamp_ms[rows])]
+        return part
+
     def compare(names: Sequence[str]) -> dict[str, dict[str, float]]:
-        """Mean validation metrics of each candidate over `folds` (blends average their members)."""
+        """Mean validation metrics of each candidate over `folds` (blends average their members;
+        a `+recent` candidate averages each member fitted on all rows and on the recent ones)."""
         fold_metrics: dict[str, list[dict[str, float]]] = {name: [] for name in names}
         for train, valid in folds:
             rows = {False: train}
-            if any(split_screened(name)[1] for name in names):
+            if any(split_candidate(name)[2] for name in names):
                 rows[True] = screen(train)
-            preds: dict[tuple[str, bool], np.ndarray] = {}
+            preds: dict[tuple[str, bool, bool], np.ndarray] = {}
             for name in names:
-                screened = split_screened(name)[1]
-                fit_rows = rows[screened]
+                _, recent, screened = split_candidate(name)
+                parts = []
                 for member in candidate_members(name):
-                    if (member, screened) not in preds:
-                        cols = np.asarray(member_columns[member])
-                        model = calibration_member(member, y[fit_rows], seed)
-                        model.fit(x[np.ix_(fit_rows, cols)], y[fit_rows])
-                        preds[(member, screened)] = model.predict(x[np.ix_(valid, cols)])
-                pred = np.mean([preds[(m, screened)] for m in candidate_members(name)], axis=0)
+                    for part in (False, True) if recent else (False,):
+                        if (member, screened, part) not in preds:
+                            fit_rows = recent_part(rows[screened]) if part else rows[screened]
+                            cols = np.asarray(member_columns[member])
+                            model = calibration_member(member, y[fit_rows], seed)
+                            model.fit(x[np.ix_(fit_rows, cols)], y[fit_rows])
+                            preds[(member, screened, part)] = model.predict(x[np.ix_(valid, cols)])
+                        parts.append(preds[(member, screened, part)])
+                pred = np.mean(parts, axis=0)
                 fold_metrics[name].append(regression_metrics(y[valid], pred))
         return {name: _mean(metrics) for name, metrics in fold_metrics.items() if metrics}
 
@@ -474,17 +547,27 @@ def _fit_calibration(
         folds, strategy = [], "none (single candidate)"
     comparison = compare(candidates)
     winner = min(candidates, key=lambda name: (comparison[name]["rmse"], name) if comparison else (0.0, name))
-    if folds and timestamp_ms is not None and len(y) <= SCREEN_MAX_ROWS and not split_screened(winner)[1]:
-        # The winner again, refit without the days whose reference disagrees with the sensors.
-        twin = winner + SCREENED
-        comparison |= compare([twin])
-        if comparison[twin]["rmse"] < comparison[winner]["rmse"]:
-            winner = twin
-    base, screened = split_screened(winner)
+    if folds and timestamp_ms is not None and len(y) <= SCREEN_MAX_ROWS:
+        # The winner's twins, each kept only if it lowers the validation RMSE: first fitted on the
+        # recent part of the span too (sub-window ensembling), then refit without the days whose
+        # reference disagrees with the sensors.
+        for suffix in (RECENT, SCREENED):
+            if not split_candidate(winner)[2] and not (suffix == RECENT and split_candidate(winner)[1]):
+                twin = winner + suffix
+                comparison |= compare([twin])
+                if comparison[twin]["rmse"] < comparison[winner]["rmse"]:
+                    winner = twin
+    base, recent, screened = split_candidate(winner)
     rows = screen(np.arange(len(y))) if screened else np.arange(len(y))
     columns = member_columns.get(base, all_columns)
+    cols = np.asarray(columns)
     estimator = calibration_estimator(base, y[rows], seed)
-    estimator.fit(x[np.ix_(rows, np.asarray(columns))], y[rows])
+    if recent:
+        latest = recent_part(rows)
+        estimator = SubWindowEnsemble(estimator, calibration_estimator(base, y[latest], seed))
+        estimator.fit(x[np.ix_(rows, cols)], y[rows], recent=np.isin(rows, latest))
+    else:
+        estimator.fit(x[np.ix_(rows, cols)], y[rows])
     return Fitted(winner, estimator, columns, comparison, strategy, screened_out=len(y) - len(rows))
 
 
@@ -508,9 +591,10 @@ def calibration_member(name: str, y: np.ndarray, seed: int) -> Any:
 def calibration_estimator(name: str, y: np.ndarray, seed: int) -> Any:
     """An unfitted candidate: a single model, or an equal-weight VotingRegressor of a blend's members.
 
-    (Screening is not part of the estimator: a `+screened` candidate is this, fitted on fewer rows.)
+    (Screening is not part of the estimator: a `+screened` candidate is this, fitted on fewer rows;
+    a `+recent` candidate is a `SubWindowEnsemble` of two of these, built in `fit_calibration`.)
     """
-    name = split_screened(name)[0]
+    name = split_candidate(name)[0]
     if name not in BLENDS:
         return calibration_member(name, y, seed)
     members = BLENDS[name]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from airlake.cli import main
-from airlake.ml import pipeline, train
+from airlake.ml import export, pipeline, train
 from airlake.ml.runtime import load_artifact
 from tests.ml.conftest import calibration_frame, event_frame
 
@@ -195,18 +195,82 @@ def test_screened_twin_is_validated_and_refit_without_the_failing_days() -> None
     fitted = train.fit_calibration(x, y, raw_columns=[0, 1, 2, 3], timestamp_ms=ts, groups=None, seed=3)
     # Then the winner's screened twin is compared on the same folds, and here it wins: the failing
     # days sit in every fold's training part, and leaving them out helps on the clean validation days
-    plain = [name for name in fitted.comparison if not name.endswith(train.SCREENED)]
+    comparison = fitted.comparison
+    plain = [name for name in comparison if name in train.CALIBRATION_CANDIDATES]
     assert set(plain) == set(train.CALIBRATION_CANDIDATES)
-    best_plain = min(plain, key=lambda name: (fitted.comparison[name]["rmse"], name))
-    assert set(fitted.comparison) - set(plain) == {best_plain + train.SCREENED}
-    assert fitted.name == best_plain + train.SCREENED
-    assert fitted.comparison[fitted.name]["rmse"] < fitted.comparison[best_plain]["rmse"]
+    best_plain = min(plain, key=lambda name: (comparison[name]["rmse"], name))
+    # (after its sub-window twin, kept only if lower: see the next test)
+    recent = best_plain + train.RECENT
+    chosen = recent if comparison[recent]["rmse"] < comparison[best_plain]["rmse"] else best_plain
+    assert set(comparison) - set(plain) == {recent, chosen + train.SCREENED}
+    assert fitted.name == chosen + train.SCREENED
+    assert comparison[fitted.name]["rmse"] < comparison[chosen]["rmse"]
     # and the refit leaves out exactly the failing days' rows (those with every input present)
     assert fitted.screened_out == int((bad & np.isfinite(x).all(axis=1)).sum()) > 40
     # and without a timestamp there is no day to screen: no twin
     untimed = train.fit_calibration(x, y, raw_columns=[0, 1, 2, 3], timestamp_ms=None, groups=None, seed=3)
     assert not any(name.endswith(train.SCREENED) for name in untimed.comparison)
+    assert not any(train.RECENT in name for name in untimed.comparison)
     assert untimed.screened_out == 0
+
+
+def test_sub_window_twin_fits_each_member_on_all_rows_and_on_the_recent_half(tmp_path: Path) -> None:
+    # Given three weeks of hourly rows whose sensor baseline drifts steadily (nothing in the inputs
+    # tells how far: the latest days describe the next ones best)
+    frame = calibration_frame(n=24 * 21, seed=5)
+    ts = pd.to_datetime(frame["Timestamp"], utc=True).astype("datetime64[ms, UTC]").astype("int64").to_numpy()
+    x = frame[["sensor", "other", "T", "RH"]].to_numpy(dtype=float)
+    y = frame["ref"].to_numpy(dtype=float)
+    keep = np.isfinite(y)
+    x, y, ts = x[keep], y[keep], ts[keep]
+    age = (ts - ts.min()) / (ts.max() - ts.min())
+    x[:, 0] = x[:, 0] + 1.5 * np.nanstd(x[:, 0]) * age
+    # When a calibration is selected with forward-chaining validation
+    fitted = train.fit_calibration(x, y, raw_columns=[0, 1, 2, 3], timestamp_ms=ts, groups=None, seed=3)
+    comparison = fitted.comparison
+    plain = [name for name in comparison if name in train.CALIBRATION_CANDIDATES]
+    best_plain = min(plain, key=lambda name: (comparison[name]["rmse"], name))
+    # Then the winner's sub-window twin was validated on the same folds, and here it wins
+    twin = best_plain + train.RECENT
+    assert comparison[twin]["rmse"] < comparison[best_plain]["rmse"]
+    assert train.split_candidate(fitted.name)[:2] == (best_plain, True)
+    # and the refit averages the family fitted on every row and on the latest half of the span
+    estimator = fitted.estimator
+    assert isinstance(estimator, train.SubWindowEnsemble)
+    recent = train.recent_rows(ts)
+    assert 0.4 * len(y) < recent.sum() < 0.6 * len(y) and recent[np.argmax(ts)] and not recent[np.argmin(ts)]
+    if not train.split_candidate(fitted.name)[2]:
+        full = train.calibration_estimator(best_plain, y, 3).fit(x, y)
+        latest = train.calibration_estimator(best_plain, y[recent], 3).fit(x[recent], y[recent])
+        np.testing.assert_allclose(
+            estimator.predict(x), 0.5 * full.predict(x) + 0.5 * latest.predict(x), rtol=1e-9, atol=1e-9
+        )
+    # and its artifact scores like scikit-learn (a blend of the two parts for the runtime)
+    model_dir = tmp_path / "recent"
+    export.write_artifact(
+        model_dir,
+        kind="calibration",
+        name="recent",
+        features=[{"op": "raw", "col": c} for c in ("sensor", "other", "T", "RH")],
+        estimator_spec=export.export_estimator(estimator),
+        classes=None,
+        target_transform=None,
+        metadata={"target": "ref"},
+    )
+    model = load_artifact(model_dir)
+    hot = [model.predict_features([None if np.isnan(v) else float(v) for v in row]) for row in x]
+    np.testing.assert_allclose(np.asarray(hot, dtype=float), estimator.predict(x), rtol=0, atol=1e-6)
+    # and it is deterministic with the seed
+    again = train.fit_calibration(x, y, raw_columns=[0, 1, 2, 3], timestamp_ms=ts, groups=None, seed=3)
+    assert again.name == fitted.name
+    np.testing.assert_array_equal(again.estimator.predict(x), estimator.predict(x))
+    # and a twin is parsed back into (base, recent, screened), also by the log-target fallback
+    assert train.split_candidate("robust_blend+recent+screened") == ("robust_blend", True, True)
+    assert (
+        train.fallback_candidate("robust_huber_log_blend+recent+screened") == "robust_blend+recent+screened"
+    )
+    # and the mask falls back to every row when the recent part is too small to fit
+    assert train.recent_rows(np.array([0, 1, 2, 3, 10**9])).all()
 
 
 def test_classifier_on_episodes_with_time_and_group(events_csv: Path, tmp_path: Path) -> None:
@@ -437,4 +501,6 @@ def test_backtest_walk_forward_never_uses_future_targets(calibration_csv: Path, 
     selection = first["walk_forward_family_selection"]
     assert isinstance(selection, dict)
     assert sum(name.endswith(train.SCREENED) for name in selection) == 1
+    # and the winner's sub-window twin (fitted on the whole window and on its latest half)
+    assert sum(name.endswith(train.RECENT) for name in selection) == 1
     assert isinstance(first["walk_forward_screened_out_rows"], int)

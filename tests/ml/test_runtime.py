@@ -23,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 from airlake.ml.export import export_estimator, write_artifact
 from airlake.ml.runtime import ArtifactError, load_artifact, load_artifact_files
-from airlake.ml.train import Log1pTarget, huber_pipeline
+from airlake.ml.train import Log1pTarget, SubWindowEnsemble, huber_pipeline, recent_rows
 
 FEATURES = [{"op": "raw", "col": "a"}, {"op": "raw", "col": "b"}, {"op": "raw", "col": "c"}]
 
@@ -217,3 +217,44 @@ def test_runtime_log_target_members_equal_sklearn(tmp_path: Path, family: str) -
     # and a lone log-target model is a one-member blend, so model-level `target_transform` stays unset
     spec = json.loads((tmp_path / "model.json").read_text())
     assert spec["target_transform"] is None and spec["estimator"]["type"] == "blend"
+
+
+@pytest.mark.parametrize("family", ["huber_log", "robust_huber_log_blend"])
+def test_runtime_sub_window_ensemble_equals_sklearn(tmp_path: Path, family: str) -> None:
+    # Given a family fitted on every row and again on the latest half of the span (train's
+    # `+recent` twin), with a log-target member, boosting and missing values
+    x, y, _ = _data()
+    y = np.exp(y / 8.0)
+    ts = np.arange(len(y), dtype=np.int64) * 3_600_000
+    recent = recent_rows(ts)
+
+    def make(target: np.ndarray) -> object:
+        log_huber = Log1pTarget(huber_pipeline(np.log1p(target)))
+        if family == "huber_log":
+            return log_huber
+        return VotingRegressor(
+            [
+                ("huber", huber_pipeline(target)),
+                ("g", HistGradientBoostingRegressor(max_iter=20, max_leaf_nodes=7, random_state=0)),
+                ("log", log_huber),
+            ],
+            weights=[1 / 3, 1 / 3, 1 / 3],
+        )
+
+    estimator = SubWindowEnsemble(make(y), make(y[recent])).fit(x, y, recent=recent)
+    # (the two parts differ: the recent one saw half the rows)
+    assert not np.allclose(estimator.full_.predict(x), estimator.recent_.predict(x))
+    model = load_artifact(_artifact(tmp_path, estimator, "calibration", None))
+    # When the runtime scores the training rows and rows past the log members' clip
+    far = x.copy()
+    far[:50, 0] = 40.0
+    for rows in (x, far):
+        got = np.array([model.predict_one(row) for row in _rows(rows)], dtype=float)
+        # Then it equals scikit-learn to 1e-6
+        np.testing.assert_allclose(got, estimator.predict(rows), rtol=1e-9, atol=1e-6)
+    # and it is a blend of the two parts, half each: no new estimator kind for the hot path
+    spec = json.loads((tmp_path / "model.json").read_text())["estimator"]
+    assert spec["type"] == "blend" and [m["weight"] for m in spec["members"]] == [0.5, 0.5]
+    # and fitting needs the recent-row mask
+    with pytest.raises(ValueError, match="recent-row mask"):
+        SubWindowEnsemble(make(y), make(y)).fit(x, y)
