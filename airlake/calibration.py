@@ -581,7 +581,7 @@ def _calibrate_arrays(
                     continue
                 taken.append(i)
             flat = np.fromiter(chain.from_iterable(rows), np.float64, len(taken) * len(names))
-    except (TypeError, ValueError):  # not all numbers after all: left to the per-reading function
+    except (TypeError, ValueError, OverflowError):  # not all float64s: left to the per-reading function
         return [folded(c) for c in channels]
     columns = flat.reshape(-1, len(names)).T
     safe = np.ones(columns.shape[1], dtype=bool)
