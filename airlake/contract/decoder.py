@@ -266,7 +266,7 @@ def _accept(obj: dict[str, Any], received_ms: int) -> Reading | None:
         return None
     values = channels.values()
     if not (
-        set(map(type, values)) <= _NUMERIC
+        _NUMERIC.issuperset(map(type, values))
         and all(map(le, bounds[0], values))
         and all(map(le, values, bounds[1]))
     ):
@@ -361,7 +361,7 @@ def _channels_problem(channels: dict[str, Any]) -> tuple[Reason, str] | None:
     if len(channels) > MAX_CHANNELS:
         return Reason.TOO_MANY_CHANNELS, f"{len(channels)} channels > {MAX_CHANNELS}"
     values = channels.values()
-    if not set(map(type, values)) <= _NUMERIC:
+    if not _NUMERIC.issuperset(map(type, values)):
         name, value = next((k, v) for k, v in channels.items() if type(v) not in _NUMERIC)
         return Reason.WRONG_TYPE, f"channel {name[:MAX_TEXT_LENGTH]!r} is {type(value).__name__}"
     layout = tuple(channels)
