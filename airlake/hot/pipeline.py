@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -58,10 +58,8 @@ DEFAULT_WINDOWS: Final = WindowConfig()
 DEFAULT_FAULTS: Final = FaultConfig()
 
 
-@dataclass(slots=True)
-class KinesisRecord:
-    """One record of a Lambda event. Not frozen (a frozen dataclass's __init__ costs several times
-    more, and this is built per record); treat it as immutable all the same."""
+class KinesisRecord(NamedTuple):
+    """One record of a Lambda event (immutable)."""
 
     sequence_number: str
     data: bytes
@@ -76,18 +74,24 @@ class KinesisRecord:
         return shard if colon else "shard"
 
 
+_new_tuple = tuple.__new__  # a NamedTuple built from its fields in one C call (its __new__ is Python)
+
+
 def parse_records(event: Mapping[str, Any]) -> list[KinesisRecord]:
     """The Kinesis records of a Lambda event, data base64-decoded, arrival time in ms."""
     out = []
     for record in event.get("Records", []):
         kinesis = record["kinesis"]
         out.append(
-            KinesisRecord(
-                kinesis["sequenceNumber"],
-                a2b_base64(kinesis["data"]),  # what base64.b64decode calls, minus its wrapper
-                int(float(kinesis["approximateArrivalTimestamp"]) * 1000),
-                kinesis.get("partitionKey", ""),
-                str(record.get("eventID", "")),
+            _new_tuple(
+                KinesisRecord,
+                (
+                    kinesis["sequenceNumber"],
+                    a2b_base64(kinesis["data"]),  # what base64.b64decode calls, minus its wrapper
+                    int(float(kinesis["approximateArrivalTimestamp"]) * 1000),
+                    kinesis.get("partitionKey", ""),
+                    str(record.get("eventID", "")),
+                ),
             )
         )
     return out
