@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 from airlake.contract.limits import CHANNEL_DECIMALS, CHANNEL_RANGES
 from airlake.ml.runtime import LoadedModel, load_artifact_files
@@ -740,21 +740,48 @@ def _compile_vector(steps: Sequence[_Step]) -> _VectorPlan | None:
 
 class _VectorOps:
     """The helpers the array code calls; numpy is imported on first use, never at module import
-    (a handler's cold start does not pay for it unless a batch is large enough to use it)."""
+    (a handler's cold start does not pay for it unless a batch is large enough to use it).
+
+    Logs and expm1 must be the ones `math` takes, bit for bit, for the array code to equal the
+    per-reading code. numpy's float64 log and expm1 call the C library's, as `math` does, except
+    where numpy has its own vectorized versions (x86-64 with AVX-512), which may differ in the
+    last bit. So numpy's are used only if they agree with `math` on 20,000 probe values spread over
+    the range of sensor readings (a differing implementation disagrees on a good share of them);
+    otherwise `math`'s, mapped over the values (slower)."""
+
+    _numpy_agrees: ClassVar[dict[str, bool]] = {}  # function name -> numpy's agrees with math's
 
     def names(self) -> dict[str, Callable[..., Any]]:
         return {"_ln": self.ln, "_expm1": self.expm1, "_where": self.where, "_vround": self.round}
 
-    @staticmethod
-    def ln(x: Any) -> Any:
+    @classmethod
+    def _agrees(cls, name: str) -> bool:
+        agrees = cls._numpy_agrees.get(name)
+        if agrees is None:
+            import numpy as np
+
+            if name == "log":  # sensor responses and their ratios
+                probe = np.concatenate([np.geomspace(1e-3, 1e6, 10_000), np.linspace(1.0, 5_000.0, 10_000)])
+            else:  # log-scale model outputs
+                probe = np.concatenate([np.geomspace(1e-6, 20.0, 10_000), np.linspace(-2.0, 12.0, 10_000)])
+            exact = np.fromiter(map(getattr(math, name), probe.tolist()), np.float64, len(probe))
+            agrees = cls._numpy_agrees[name] = bool(np.array_equal(getattr(np, name)(probe), exact))
+        return agrees
+
+    @classmethod
+    def ln(cls, x: Any) -> Any:
         import numpy as np
 
+        if cls._agrees("log"):
+            return np.log(x)
         return np.fromiter(map(math.log, x.tolist()), np.float64, len(x))
 
-    @staticmethod
-    def expm1(x: Any) -> Any:
+    @classmethod
+    def expm1(cls, x: Any) -> Any:
         import numpy as np
 
+        if cls._agrees("expm1"):
+            return np.expm1(x)
         return np.fromiter(map(math.expm1, x.tolist()), np.float64, len(x))
 
     @staticmethod

@@ -298,3 +298,30 @@ def test_spelled_out_rounding_equals_round_on_ties_near_ties_and_random_values(t
         co = round(min(max(0.0 + 1.0 * row["mox_co"], 0.0), 1000.0), 2)  # intercept + slope x
         nox = round(min(max(0.0 + 1.0 * row["mox_nox"], 0.0), 10000.0), 1)
         assert _same(a, {"co": co, "nox": nox}) and _same(b, {"co": co, "nox": nox}), row
+
+
+def test_the_array_path_takes_maths_logs_when_numpys_differ(monkeypatch: Any) -> None:
+    # Given numpy's log and expm1 taken as differing from math's (as on x86-64 with AVX-512)
+    from airlake import calibration
+
+    monkeypatch.setattr(calibration._VectorOps, "_numpy_agrees", {"log": False, "expm1": False})
+    calibrator = load_calibrator(MODELS)
+    readings = _odd_readings(31, 600)
+    # When a batch is calibrated as arrays
+    got, _ = calibrator.calibrate_batch({"d": [(row, 0) for row in readings]})
+    # Then it still equals the per-reading function, to the bit
+    alone, _ = calibrator.calibrate_device("d", [(row, 0) for row in readings])
+    assert all(
+        list(a) == list(b) and all(_same(a[t], b[t]) for t in a) for a, b in zip(got["d"], alone, strict=True)
+    )
+    # And the probe notices a numpy log one ulp off on a fiftieth of the values
+    real_log = np.log
+
+    def off_by_an_ulp(x: Any) -> Any:
+        out = real_log(x)
+        out[::50] = np.nextafter(out[::50], np.inf)
+        return out
+
+    monkeypatch.setattr(calibration._VectorOps, "_numpy_agrees", {})
+    monkeypatch.setattr(np, "log", off_by_an_ulp)
+    assert calibration._VectorOps._agrees("log") is False
