@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter, le
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -134,6 +134,21 @@ def decode(data: bytes, *, received_ms: int | None = None) -> list[Reading | Qua
 def decode_record(data: bytes, received_ms: int) -> Reading | list[Reading | Quarantined]:
     """`decode`, with a record that is one valid reading returned as that Reading, not in a list
     (the hot path's common case, a little cheaper). Never raises."""
+    return cast("Reading | list[Reading | Quarantined]", _decode_record(data, received_ms, False))
+
+
+def decode_document(data: bytes, received_ms: int) -> dict[str, Any] | Reading | list[Reading | Quarantined]:
+    """`decode_record`, except that a valid reading already in the contract's own wire form
+    (exactly device_id, ts as integer epoch ms, seq, channels, and firmware and model when not
+    null; no other field) comes back as its parsed object: the document `Reading.to_dict()` would
+    make of it, up to the order of its keys. The calibrate stage writes that object on, calibrated,
+    instead of building a copy. Never raises."""
+    return _decode_record(data, received_ms, True)
+
+
+def _decode_record(
+    data: bytes, received_ms: int, as_document: bool
+) -> dict[str, Any] | Reading | list[Reading | Quarantined]:
     try:
         # The common case first, inline: one reading with integer ts, a known device id, a known
         # channel layout, every field well formed. Anything else takes the full path below.
@@ -143,7 +158,7 @@ def decode_record(data: bytes, received_ms: int) -> Reading | list[Reading | Qua
             except orjson.JSONDecodeError:
                 return _decode(data, received_ms)
             if type(parsed) is dict:
-                reading = _accept(parsed, received_ms)
+                reading = _accept(parsed, received_ms, as_document)
                 if reading is not None:
                     return reading
             return _judge(parsed, data, received_ms)
@@ -243,10 +258,14 @@ def _decode_batch(items: list[Any], data: bytes, received_ms: int) -> list[Readi
 _FIELDS = itemgetter("device_id", "ts", "seq", "channels")
 
 
-def _accept(obj: dict[str, Any], received_ms: int) -> Reading | None:
+def _accept(
+    obj: dict[str, Any], received_ms: int, as_document: bool = False
+) -> dict[str, Any] | Reading | None:
     """The reading `obj` is when it passes the contract's common case in one go (integer ts, a
     device id and a channel layout seen valid before); None when anything needs a closer look,
-    which `decode_one` then takes, so the outcome is the same either way (a test proves it)."""
+    which `decode_one` then takes, so the outcome is the same either way (a test proves it).
+    With `as_document`, `obj` itself when it has no field beyond the reading's own (see
+    `decode_document`)."""
     try:
         device_id, ts, seq, channels = _FIELDS(obj)
     except KeyError:
@@ -276,6 +295,8 @@ def _accept(obj: dict[str, Any], received_ms: int) -> Reading | None:
     if (firmware is None or (type(firmware) is str and len(firmware) <= MAX_TEXT_LENGTH)) and (
         model is None or (type(model) is str and len(model) <= MAX_TEXT_LENGTH)
     ):
+        if as_document and len(obj) == 4 + (firmware is not None) + (model is not None):
+            return obj  # the four fields plus each of firmware and model only when not null
         return Reading(device_id, ts, seq, channels, firmware, model)
     return None
 

@@ -43,7 +43,7 @@ from airlake.classification import (
     peer_index,
 )
 from airlake.contract import Quarantined, Reading, decode
-from airlake.contract.decoder import decode_record
+from airlake.contract.decoder import decode_document, decode_record
 from airlake.contract.decoder import iso_from_ms as _iso_from_ms
 from airlake.hot.outputs import Lake, Notifier, RecordStream, write_jsonl, write_lines
 from airlake.hot.state import Key, StateStore, Stored, Write
@@ -219,6 +219,36 @@ def _decode_all(
     return decoded
 
 
+def _decode_documents(records: Sequence[KinesisRecord], outcome: Outcome) -> _DecodedDocuments:
+    """`_decode_all(records, outcome, "calibrate")` with each reading as its wire document
+    (`Reading.to_dict()`, or the record's own parsed object when it is exactly that:
+    `decode_document`): the same readings, record numbers, quarantine and counts."""
+    decoded = _DecodedDocuments()
+    by_device, seqnos = decoded.by_device, decoded.seqnos
+    for record in records:
+        result = decode_document(record.data, record.arrival_ms)
+        if type(result) is dict:  # one valid reading in its wire form: the usual raw record
+            by_device[result["device_id"]].append(result)
+            seqnos[result["device_id"]].add(record.sequence_number)
+            continue
+        device = None  # a record's readings are usually one device's: look its lists up once
+        for item in [result] if isinstance(result, Reading) else result:
+            if type(item) is Reading:
+                if item.device_id != device:
+                    device = item.device_id
+                    device_docs = by_device[device]
+                    seqnos[device].add(record.sequence_number)
+                device_docs.append(item.to_dict())
+            else:
+                assert isinstance(item, Quarantined)
+                outcome.quarantined[str(item.reason)] += 1
+                decoded.quarantine.append(_quarantine_doc(item, record, "calibrate"))
+                decoded.quarantine_seqnos.add(record.sequence_number)
+    outcome.counts["records_in"] += len(records)
+    outcome.counts["quarantined"] += len(decoded.quarantine)
+    return decoded
+
+
 def _write_quarantine(lake: Lake, decoded: _Decoded | _DecodedDocuments, outcome: Outcome) -> None:
     if not decoded.quarantine:
         return
@@ -246,50 +276,32 @@ class CalibrateStage:
 
     def process(self, records: Sequence[KinesisRecord]) -> Outcome:
         outcome = Outcome()
-        decoded = _decode_all(records, outcome, "calibrate")
+        decoded = _decode_documents(records, outcome)
         out: list[tuple[str, bytes]] = []
         calibrated_names: dict[tuple[str, ...], list[str]] = {}  # shared lists: the docs are only serialized
         version = None
         if decoded.by_device:
             batch = {
-                device_id: [(r.channels, r.ts_ms) for r in readings]
-                for device_id, readings in decoded.by_device.items()
+                device_id: [(doc["channels"], doc["ts"]) for doc in docs]
+                for device_id, docs in decoded.by_device.items()
             }
             calibrated_batch, version = self.calibrator.calibrate_batch(batch)
-        for device_id, readings in decoded.by_device.items():
+        for device_id, docs in decoded.by_device.items():
             interval = self.calibrator.report_interval_s(device_id)
             if interval is None:
                 outcome.counts["default_interval_devices"] += 1
-            results = calibrated_batch[device_id]
-            docs = []
-            for reading, calibrated in zip(readings, results, strict=True):
+            # Each document is this batch's own (parsed from its record, or made from its Reading,
+            # and dropped after the batch): it becomes the calibrated reading in place.
+            for doc, calibrated in zip(docs, calibrated_batch[device_id], strict=True):
                 names = tuple(calibrated)  # the calibrated targets, sorted: the same few every time
                 sorted_names = calibrated_names.get(names)
                 if sorted_names is None:
                     sorted_names = calibrated_names[names] = sorted(calibrated)
-                # The reading's channels dict is this batch's own (parsed from its record, dropped
-                # after it): the calibrated values join it instead of a copy of it.
-                channels = reading.channels
-                channels.update(calibrated)
-                firmware, model = reading.firmware, reading.model
-                if firmware is not None and model is not None:  # Reading.to_dict() in one literal
-                    doc = {
-                        "device_id": reading.device_id,
-                        "ts": reading.ts_ms,
-                        "seq": reading.seq,
-                        "channels": channels,
-                        "firmware": firmware,
-                        "model": model,
-                        "calibrated": sorted_names,
-                        "model_version": version,
-                    }
-                else:
-                    doc = reading.to_dict()
-                    doc["calibrated"] = sorted_names
-                    doc["model_version"] = version
+                doc["channels"].update(calibrated)
+                doc["calibrated"] = sorted_names
+                doc["model_version"] = version
                 if interval is not None:
                     doc[REPORT_INTERVAL_FIELD] = interval
-                docs.append(doc)
             outcome.counts["readings"] += len(docs)
             # A device's readings of one batch travel together: one record per CALIBRATED_PER_RECORD
             # (a JSON array, as the contract allows), a single reading as a plain object.

@@ -175,3 +175,9 @@ def test_the_inline_common_case_judges_exactly_as_the_full_path(doc: dict[str, A
         full = decoder._decode(data, RECEIVED_MS)
         # Then both give the same readings and the same quarantine reasons and details
         assert fast == full
+        # And as a document, the record is that one reading's wire document, or the same results
+        document = decoder.decode_document(data, RECEIVED_MS)
+        if type(document) is dict:
+            assert len(full) == 1 and isinstance(full[0], Reading) and document == full[0].to_dict()
+        else:
+            assert (document if isinstance(document, list) else [document]) == full

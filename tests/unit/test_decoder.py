@@ -180,3 +180,35 @@ def test_duplicated_keys_keep_the_last_value() -> None:
     result = only(data)
     assert isinstance(result, Reading)
     assert result.seq == 42
+
+
+def test_a_reading_in_its_exact_wire_form_is_its_own_document() -> None:
+    from airlake.contract.decoder import decode_document
+
+    # Given readings with integer ts, each decoded once so its device and channel layout are known
+    wire = {**GOOD, "ts": 1_790_000_000_000 - 60_000}
+    cases = {
+        "exact": orjson.dumps(wire),
+        "no firmware or model": orjson.dumps(
+            {k: v for k, v in wire.items() if k not in ("firmware", "model")}
+        ),
+        "an extra field": orjson.dumps({**wire, "rssi": -70}),
+        "a null firmware": orjson.dumps({**wire, "firmware": None}),
+        "an iso ts": with_(),
+    }
+    for data in cases.values():
+        decode(data, received_ms=RECEIVED_MS)
+    # When decoded as documents
+    got = {name: decode_document(data, RECEIVED_MS) for name, data in cases.items()}
+    # Then a reading with exactly the contract's fields comes back as its parsed object, which is
+    # what Reading.to_dict() makes of it
+    for name in ("exact", "no firmware or model"):
+        assert type(got[name]) is dict, name
+        expected = only(cases[name])
+        assert isinstance(expected, Reading) and got[name] == expected.to_dict()
+    # And anything else as the Reading decode gives (so no extra field and no null is carried on)
+    for name in ("an extra field", "a null firmware", "an iso ts"):
+        result = got[name]
+        assert (result if isinstance(result, list) else [result]) == [only(cases[name])], name
+    # And a broken record as decode's quarantine list
+    assert decode_document(with_(seq=-1), RECEIVED_MS) == decode(with_(seq=-1), received_ms=RECEIVED_MS)
