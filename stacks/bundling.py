@@ -116,7 +116,8 @@ def lambda_code(runtime: lambda_.Runtime) -> lambda_.Code:
         str(REPO_ROOT / "lambdas"),
         asset_hash_type=AssetHashType.CUSTOM,
         asset_hash=source_hash(
-            [REPO_ROOT / "airlake", REPO_ROOT / "lambdas"], salt=f"{runtime.name}/{'+'.join(LAMBDA_PLATFORMS)}"
+            [REPO_ROOT / "airlake", REPO_ROOT / "lambdas"],
+            salt=f"{runtime.name}/{'+'.join(LAMBDA_PLATFORMS)}",
         ),
         bundling=BundlingOptions(
             image=runtime.bundling_image,
