@@ -5,7 +5,9 @@
   floor is decoding the same records (base64 + orjson.loads): no handler can be faster than that.
   Target: each handler <= 5x the floor. `calibrate` runs the shipped models (models/registry.json),
   `calibrate_builtin` the built-in linear baseline, so the stage's own cost shows apart from the
-  cost of evaluating the shipped models (airlake.ml.runtime).
+  cost of evaluating the shipped models. Each of PROCESSES fresh interpreters measures the floor
+  and the handlers in interleaved rounds (the minimum of each); a figure is reported from the
+  process whose ratio is the median, with every process's ratio beside it.
 * Cold import: each handler module imported in a fresh interpreter, against importing boto3 and
   Powertools' Logger, Metrics, Tracer and batch utilities (and creating the three objects), which
   every Powertools handler pays. Target: <= 1.5x.
@@ -47,9 +49,8 @@ MINUTES = 50
 T0_MS = 1_773_144_000_000  # 2026-03-10T12:00:00Z
 NO_MODELS = Path("/nonexistent-models")  # load_calibrator falls back to the built-in linear baseline
 IMPORT_RUNS = 7
-THROUGHPUT_RUNS = (
-    11  # interleaved rounds; the minimum of each is its least disturbed run (shared VMs are noisy)
-)
+THROUGHPUT_RUNS = 9  # interleaved rounds per process; the minimum is each step's least disturbed run
+PROCESSES = 3  # fresh interpreters measuring throughput; each figure is the median process's
 BASELINE_IMPORT = (
     "import boto3\n"
     "from aws_lambda_powertools import Logger, Metrics, Tracer\n"
@@ -142,7 +143,8 @@ def import_seconds(programs: dict[str, str]) -> dict[str, float]:
     return {name: min(values) for name, values in samples.items()}
 
 
-def main() -> None:
+def throughput() -> dict[str, float]:
+    """Best seconds of each step over interleaved rounds in this process, and the record count."""
     from lambdas.aggregate import handler as aggregate
     from lambdas.calibrate import handler as calibrate
     from lambdas.classify import handler as classify
@@ -207,25 +209,49 @@ def main() -> None:
     for _ in range(THROUGHPUT_RUNS):
         for step in steps:
             step()
-    best = {name: min(values) for name, values in samples.items()}
-    floor_s, contract_s = best["floor"], best["contract"]
-    timings = {name: best[name] for name in ("calibrate", "calibrate_builtin", "aggregate", "classify")}
-    modules = {name: name.split("_")[0] for name in timings}
+    return {"records": float(n)} | {name: min(values) for name, values in samples.items()}
+
+
+def main() -> None:
+    if "--one-process" in sys.argv:
+        print(json.dumps(throughput()))
+        return
+    # Throughput is measured in PROCESSES fresh interpreters and each figure reported from the one
+    # whose ratio is the median: on a shared VM a whole process sometimes runs ~50 % slower at
+    # decoding (the floor) and ~15 % slower at the rest, which moves that process's ratios by a third.
+    runs = []
+    for _ in range(PROCESSES):
+        done = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--one-process"],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    names = ("calibrate", "calibrate_builtin", "aggregate", "classify")
+    modules = {name: name.split("_")[0] for name in names}
     imports = import_seconds({"floor": BASELINE_IMPORT} | {n: f"import lambdas.{m}.handler" for n, m in modules.items()
                                                            if n == m})  # fmt: skip
     imports["calibrate_builtin"] = imports["calibrate"]
     baseline_import = imports["floor"]
 
+    def median_run(name: str) -> dict[str, float]:
+        return sorted(runs, key=lambda run: run[name] / run["floor"])[len(runs) // 2]
+
     lines = []
-    floor_us = floor_s / n * 1e6
-    print(f"records per event: {n}; decode floor {floor_us:.2f} us/record ({n / floor_s:,.0f} records/s)")
-    contract_us = contract_s / n * 1e6
-    print(f" contract: {contract_us:7.2f} us/record (decode + validate; {contract_us / floor_us:.2f}x floor)")
-    lines.append({"bench": "contract_decode_us_per_record", "value": round(contract_us, 3), "unit": "us/record",
-                  "baseline": round(floor_us, 3), "ratio": round(contract_us / floor_us, 3)})  # fmt: skip
-    for name, seconds in timings.items():
-        us = seconds / n * 1e6
-        print(f"{name:>9}: {us:7.2f} us/record  {n / seconds:10,.0f} records/s  {us / floor_us:5.2f}x floor  "
+    n = int(runs[0]["records"])
+    floors = ", ".join(f"{run['floor'] / n * 1e6:.2f}" for run in runs)
+    print(f"records per event: {n}; decode floor per process {floors} us/record; each figure below is from the"
+          f" process with the median ratio (the ratios of all {len(runs)} in brackets)")  # fmt: skip
+    for name in ("contract", *names):
+        run = median_run(name)
+        floor_s, seconds = run["floor"], run[name]
+        us, floor_us = seconds / n * 1e6, floor_s / n * 1e6
+        every = ", ".join(f"{r[name] / r['floor']:.2f}" for r in runs)
+        if name == "contract":
+            print(f" contract: {us:7.2f} us/record (decode + validate; {us / floor_us:.2f}x floor [{every}])")
+            lines.append({"bench": "contract_decode_us_per_record", "value": round(us, 3), "unit": "us/record",
+                          "baseline": round(floor_us, 3), "ratio": round(us / floor_us, 3)})  # fmt: skip
+            continue
+        print(f"{name:>9}: {us:7.2f} us/record  {n / seconds:10,.0f} records/s  {us / floor_us:5.2f}x floor [{every}]  "
               f"import {imports[name] * 1000:6.1f} ms vs {baseline_import * 1000:6.1f} ms")  # fmt: skip
         lines.append({"bench": f"{name}_us_per_record", "value": round(us, 3), "unit": "us/record",
                       "baseline": round(floor_us, 3), "ratio": round(us / floor_us, 3)})  # fmt: skip
