@@ -659,3 +659,63 @@ def test_decoding_calibrated_records_a_record_at_a_time_equals_reading_by_readin
         for doc, reading in zip(fast.by_device[device], readings, strict=True):
             expected = {**reading.to_dict(), "reason": "too_late", "closed_until": "x"}
             assert orjson.dumps(_late_doc(doc, "x")) == orjson.dumps(expected)
+
+
+def raw_payloads(rng: random.Random) -> list[bytes]:
+    """Raw-stream records: single readings in wire form (some with extra or null fields, ISO ts),
+    arrays, and broken ones, from a few devices seen again and again."""
+    out = []
+    for i in range(120):
+        doc: dict[str, Any] = {
+            "device_id": f"raw-{i % 5}",
+            "ts": T0_MS + 60_000 * i,
+            "seq": i,
+            "channels": {"co2": 400.0 + i, "pm25": float(i % 7)},
+        }
+        if rng.random() < 0.7:
+            doc |= {"firmware": "2.4.1", "model": "AL-100"}
+        r = rng.random()
+        if r < 0.08:
+            doc["rssi"] = -70  # an unknown field: not carried on
+        elif r < 0.16:
+            doc["firmware"] = None
+        elif r < 0.24:
+            doc["ts"] = "2026-03-10T12:00:00Z"
+        elif r < 0.3:
+            doc["seq"] = -1
+        elif r < 0.36:
+            doc["channels"]["co2"] = "400"
+        r = rng.random()
+        if r < 0.05:
+            out.append(b"{not json")
+        elif r < 0.15:
+            out.append(orjson.dumps([doc, {**doc, "seq": doc["seq"] + 1000}]))
+        else:
+            out.append(orjson.dumps(doc))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_decoding_raw_records_as_documents_equals_reading_by_reading(seed: int) -> None:
+    from airlake.hot.pipeline import Outcome, _decode_all, _decode_documents, parse_records
+    from tests.hot.conftest import kinesis_event
+
+    # Given raw-stream records of every shape, decoded twice (the second time, every device id and
+    # channel layout is known, so the wire-form path is taken where it applies)
+    records = parse_records(kinesis_event(raw_payloads(random.Random(seed)), arrival_ms=T0_MS + 130 * 60_000))
+    _decode_documents(records, Outcome())
+    # When the calibrate stage's decoder and the shared one read them
+    fast_outcome, plain_outcome = Outcome(), Outcome()
+    fast = _decode_documents(records, fast_outcome)
+    plain = _decode_all(records, plain_outcome, "calibrate")
+    # Then each reading's document is Reading.to_dict() (nothing else carried on), and the record
+    # numbers, quarantine and counts are identical
+    assert dict(fast.by_device) == {
+        device: [r.to_dict() for r in readings] for device, readings in plain.by_device.items()
+    }
+    assert sum(map(len, fast.by_device.values())) > 100
+    assert same(
+        (fast.seqnos, fast.quarantine, fast.quarantine_seqnos),
+        (plain.seqnos, plain.quarantine, plain.quarantine_seqnos),
+    )
+    assert same(fast_outcome, plain_outcome)
