@@ -275,13 +275,12 @@ ROLLUPS_DAILY = Table(
     partition_keys=(_DT_PERIOD,),
 )
 
-_WINDOW_STATS: Final = "struct<count:bigint,mean:double,min:double,max:double,completeness:double>"
-
 AGGREGATES = Table(
     name="aggregates",
     description=(
         "Closed event-time windows written by the aggregate Lambda (hot path), JSON lines gzip: one "
-        "document per device and window, with per-channel statistics."
+        "document per device and window, its channels' statistics as parallel arrays (position i of "
+        "each array is channel i); the aggregate_channels view gives one row per window and channel."
     ),
     location="hot/aggregates/",
     format="json",
@@ -292,12 +291,13 @@ AGGREGATES = Table(
         Column("end", "string", "exclusive window end, ISO-8601 UTC"),
         Column("start_ms", "bigint", "inclusive window start, epoch milliseconds"),
         Column("end_ms", "bigint", "exclusive window end, epoch milliseconds"),
-        Column("expected", "bigint", "readings expected in the window at the nominal step"),
-        Column(
-            "channels",
-            f"map<string,{_WINDOW_STATS}>",
-            "per channel: count, mean, min, max (channel units) and completeness (count / expected)",
-        ),
+        Column("expected", "bigint", "readings expected in the window at the device's reporting interval"),
+        Column("channels", "array<string>", "channel names, sorted"),
+        Column("counts", "array<bigint>", "per channel: readings with the channel in the window"),
+        Column("means", "array<double>", "per channel: mean value, channel units"),
+        Column("mins", "array<double>", "per channel: minimum value, channel units"),
+        Column("maxes", "array<double>", "per channel: maximum value, channel units"),
+        Column("completeness", "array<double>", "per channel: count / expected, capped at 1"),
     ),
     partition_keys=(_DT_WINDOW,),
 )

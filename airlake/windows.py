@@ -36,7 +36,11 @@ Definitions (the defaults; `WindowConfig` changes them):
   steadily reporting device complete whatever the alignment: a 5-minute window of a device that
   reports every 15 minutes expects 1 reading, an hour expects 4.
 * An emitted window is one record: device, window name, `[start_ms, end_ms)`, expected samples, and
-  per channel `{count, mean, min, max, completeness}`.
+  per channel count, mean, min, max and completeness, laid out as parallel arrays in sorted channel
+  order (`channels`, `counts`, `means`, `mins`, `maxes`, `completeness`): one JSON line per window
+  that costs a key per figure, not a key per channel and figure. `window_channels(record)` gives
+  the per-channel view; analysts get one row per window and channel from the `aggregate_channels`
+  view (athena/views/aggregate_channels.sql).
 * **EMA**: a time-aware exponential moving average per channel, `alpha = 1 - exp(-dt / tau)`,
   tau = 15 min; only in-order readings (later than the last one applied) update it, which also
   makes it immune to redelivery.
@@ -56,7 +60,7 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequenc
 from dataclasses import dataclass, field
 from functools import reduce
 from itertools import chain, compress, repeat
-from operator import add, attrgetter, itemgetter, lt, sub
+from operator import add, attrgetter, itemgetter, lt, sub, truediv
 from typing import Any, Final, TypeVar
 
 import orjson
@@ -423,7 +427,7 @@ def apply_readings(state: DeviceWindows, readings: Iterable[Any], config: Window
                 "start_ms": end - length,
                 "end_ms": end,
                 "expected": max(1, length // step_ms),
-                "channels": channels,
+                **columnar(channels),
             }
             result.emitted.append(record)
             state.latest[spec.name] = record
@@ -916,6 +920,30 @@ def _window_channels(
     return out
 
 
+FIGURES: Final = ("count", "mean", "min", "max", "completeness")  # a channel's figures in a window
+_ARRAYS: Final = ("counts", "means", "mins", "maxes", "completeness")  # their arrays in a record
+
+
+def columnar(channels: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """A window's per-channel figures (`_window_channels`) as the record's parallel arrays:
+    `channels` (the names, in the given order, which is sorted) and one array per figure."""
+    names = list(channels)
+    out: dict[str, list[Any]] = {"channels": names}
+    for figure, array in zip(FIGURES, _ARRAYS, strict=True):
+        out[array] = [channels[name][figure] for name in names]
+    return out
+
+
+def window_channels(record: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The per-channel view of an aggregate record: channel -> {count, mean, min, max,
+    completeness}, as the `aggregate_channels` view gives them one row each."""
+    arrays = [record[array] for array in _ARRAYS]
+    return {
+        name: dict(zip(FIGURES, figures, strict=True))
+        for name, *figures in zip(record["channels"], *arrays, strict=True)
+    }
+
+
 def _window_columns(
     start: int,
     end: int,
@@ -993,12 +1021,12 @@ class RecordEncoder:
     """Closed windows (`apply_documents`) -> aggregate records as JSON lines: the record
     `apply_readings` emits, with the stage's `start` and `end` (ISO-8601) appended:
 
-        {"device_id", "window", "start_ms", "end_ms", "expected",
-         "channels": {<channel, sorted>: {"count", "mean", "min", "max", "completeness"}},
-         "start", "end"}
+        {"device_id", "window", "start_ms", "end_ms", "expected", "channels": [<names, sorted>],
+         "counts", "means", "mins", "maxes", "completeness": [<one per channel>], "start", "end"}
 
     Per channel: count as an integer, mean = sum / count, min, max, completeness = count /
-    expected capped at 1. Instants are formatted once per encoder (one per stage, kept across
+    expected capped at 1. The arrays come from the window's Columns with one C-level pass each
+    (no dict per channel). Instants are formatted once per encoder (one per stage, kept across
     batches; bounded)."""
 
     def __init__(self) -> None:
@@ -1013,37 +1041,34 @@ class RecordEncoder:
         lines: list[tuple[int, bytes]] = []
         last: dict[str, bytes] = {}  # window name -> its last line, names in order of first emission
         instant = self._instant
+        dumps = orjson.dumps
         for name, start, end, expected, (names, counts, sums, lows, highs) in windows:
+            width = len(names)
             count = counts[0]
-            if counts.count(count) == len(names):  # a window's channels usually share their count
-                whole, ratio = int(count), count / expected
-                completeness = ratio if ratio < 1.0 else 1.0  # min(1.0, ratio)
-                channels = {
-                    channel: {"count": whole, "mean": total / count, "min": low, "max": high, "completeness": completeness}
-                    for channel, total, low, high in zip(names, sums, lows, highs, strict=True)
-                }  # fmt: skip
+            if counts.count(count) == width:  # a window's channels usually share their count
+                ratio = count / expected
+                whole = [int(count)] * width
+                completeness = [ratio if ratio < 1.0 else 1.0] * width  # min(1.0, ratio)
             else:
-                channels = {}
-                for channel, count, total, low, high in zip(names, counts, sums, lows, highs, strict=True):
-                    ratio = count / expected
-                    channels[channel] = {
-                        "count": int(count),
-                        "mean": total / count,
-                        "min": low,
-                        "max": high,
-                        "completeness": ratio if ratio < 1.0 else 1.0,
-                    }
-            record = {
-                "device_id": device_id,
-                "window": name,
-                "start_ms": start,
-                "end_ms": end,
-                "expected": expected,
-                "channels": channels,
-                "start": instant(start),
-                "end": instant(end),
-            }
-            line = orjson.dumps(record)
+                whole = list(map(int, counts))
+                completeness = [ratio if (ratio := c / expected) < 1.0 else 1.0 for c in counts]
+            line = dumps(
+                {
+                    "device_id": device_id,
+                    "window": name,
+                    "start_ms": start,
+                    "end_ms": end,
+                    "expected": expected,
+                    "channels": names,
+                    "counts": whole,
+                    "means": list(map(truediv, sums, counts)),
+                    "mins": lows,
+                    "maxes": highs,
+                    "completeness": completeness,
+                    "start": instant(start),
+                    "end": instant(end),
+                }
+            )
             lines.append((start, line))
             last[name] = line
         for name, line in last.items():

@@ -40,7 +40,7 @@ _VIEW_NAME = re.compile(r"create\s+or\s+replace\s+view\s+([A-Za-z_][A-Za-z0-9_]*
 
 
 def duckdb_type(athena_type: str) -> str:
-    """Athena (Hive DDL) type -> DuckDB type, including map<k,v> and struct<name:type,...>."""
+    """Athena (Hive DDL) type -> DuckDB type, including array<t>, map<k,v> and struct<name:type,...>."""
     text = athena_type.replace(" ", "")
     lowered = text.lower()
     if lowered in _DUCKDB_TYPES:
@@ -48,6 +48,8 @@ def duckdb_type(athena_type: str) -> str:
     if lowered.startswith("decimal(") and text.endswith(")"):
         precision, scale = (int(part) for part in text[8:-1].split(","))
         return f"DECIMAL({precision}, {scale})"
+    if lowered.startswith("array<") and text.endswith(">"):
+        return f"{duckdb_type(text[6:-1])}[]"
     if lowered.startswith("map<") and text.endswith(">"):
         key, value = _split_top(text[4:-1])
         return f"MAP({duckdb_type(key)}, {duckdb_type(value)})"

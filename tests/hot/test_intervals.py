@@ -20,7 +20,7 @@ from airlake.contract import Reading
 from airlake.hot.outputs import MemoryLake, MemoryNotifier, MemoryStream
 from airlake.hot.pipeline import AggregateStage, CalibrateStage, ClassifyStage, parse_records
 from airlake.hot.state import InMemoryStateStore
-from airlake.windows import DeviceWindows, WindowConfig, apply_readings
+from airlake.windows import DeviceWindows, WindowConfig, apply_readings, window_channels
 from tests.hot.conftest import MIN, T0_MS, kinesis_event, reading
 
 HOUR = 60 * MIN
@@ -159,7 +159,7 @@ def summary(emitted: list[dict[str, Any]]) -> list[tuple[str, int, int, int, flo
     return [
         (e["window"], (e["start_ms"] - T0_MS) // MIN, e["expected"], c["count"], c["completeness"])
         for e in emitted
-        for c in e["channels"].values()
+        for c in window_channels(e).values()
     ]
 
 
@@ -202,7 +202,7 @@ def test_registry_interval_flows_from_calibrate_to_aggregate(tmp_path: Path) -> 
     aggregate.process(parse_records(kinesis_event(docs)))
     # Then k1's hour is complete at 4 expected readings; k2 keeps the 60-s default (60 expected)
     hourly = {
-        (a["device_id"], a["expected"], a["channels"]["co2"]["completeness"])
+        (a["device_id"], a["expected"], window_channels(a)["co2"]["completeness"])
         for a in lake.docs("aggregates")
         if a["window"] == "tumbling_1h"
     }

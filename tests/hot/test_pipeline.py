@@ -20,6 +20,7 @@ from airlake.hot.pipeline import (
     parse_records,
 )
 from airlake.hot.state import InMemoryStateStore, Key, Write
+from airlake.windows import window_channels
 from tests.hot.conftest import MIN, T0_MS, kinesis_event, load_event, reading, seqnos
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "alert.v1.json").read_text())
@@ -76,7 +77,7 @@ def test_aggregate_batches_state_io_and_a_redelivered_batch_emits_nothing_new() 
     assert (store.get_calls, store.put_calls) == (1, 1)
     assert outcome.failed == set()
     windows = [
-        (a["device_id"], a["window"], a["start"], a["channels"]["co2"]["count"])
+        (a["device_id"], a["window"], a["start"], window_channels(a)["co2"]["count"])
         for a in lake.docs("aggregates")
     ]
     # (watermark 12:07: only [12:00, 12:05) closed, and the sliding hour ending at 12:05)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from airlake.contract import Reading
-from airlake.windows import DeviceWindows, WindowConfig, WindowSpec, apply_readings
+from airlake.windows import DeviceWindows, WindowConfig, WindowSpec, apply_readings, window_channels
 from tests.hot.conftest import MIN, T0_MS
 
 CONFIG = WindowConfig()  # panes 5 min, lateness 2 min, nominal step 60 s
@@ -22,7 +22,7 @@ def summary(emitted: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         (e["window"], (e["start_ms"] - T0_MS) // MIN, (e["end_ms"] - T0_MS) // MIN, channel, c["count"],
          c["mean"], c["min"], c["max"], c["completeness"])
         for e in emitted
-        for channel, c in e["channels"].items()
+        for channel, c in window_channels(e).items()
     ]  # fmt: skip
 
 

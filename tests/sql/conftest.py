@@ -203,14 +203,14 @@ def build_lake(lake: Path) -> None:
             | {"severity": "critical", "device_id": "dev-002", "site": "site-b", "value": 31.0},
         ],
     )
-    window = {"count": 2, "mean": 405.0, "min": 400.0, "max": 410.0, "completeness": 1.0}
     write_json_lines(
         lake / "hot" / "aggregates" / "dt=2024-03-10",
         "g-1.json.gz",
         [
             {"device_id": "dev-001", "window": "tumbling_1h", "start": "2024-03-10T10:00:00.000Z"}
             | {"end": "2024-03-10T11:00:00.000Z", "start_ms": 1710064800000, "end_ms": 1710068400000}
-            | {"expected": 6, "channels": {"co2": window}},
+            | {"expected": 6, "channels": ["co2", "pm25"], "counts": [2, 1], "means": [405.0, 12.5]}
+            | {"mins": [400.0, 12.5], "maxes": [410.0, 12.5], "completeness": [1.0, 1 / 6]},
         ],
     )
     # dev-001: VOC follows the temperature of the hour before (off-gassing), hours 10..13.

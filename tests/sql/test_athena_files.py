@@ -208,8 +208,16 @@ def test_raw_readings_keeps_garbage_and_non_utf8_lines(tmp_path: Path) -> None:
     )
 
 
-def test_hot_aggregates_nested_channel_statistics(local_lake: LocalLake) -> None:
+def test_hot_aggregates_arrays_become_one_row_per_window_and_channel(local_lake: LocalLake) -> None:
+    # Given one closed hour of dev-001 with co2 and pm25 as parallel arrays (tests/sql/conftest.py)
+    # When analysts query the aggregate_channels view
     rows = local_lake.query(
-        "SELECT device_id, window, channels['co2'].mean, channels['co2'].completeness, dt FROM aggregates"
+        "SELECT device_id, window, window_start, window_end, expected, channel, n, mean, min, max,"
+        " completeness, dt FROM aggregate_channels ORDER BY channel"
     ).rows
-    assert rows == [("dev-001", "tumbling_1h", 405.0, 1.0, "2024-03-10")]
+    # Then each channel is a row, its figures taken from the same position of every array
+    hour = ("dev-001", "tumbling_1h", "2024-03-10T10:00:00.000Z", "2024-03-10T11:00:00.000Z", 6)
+    assert rows == [
+        (*hour, "co2", 2, 405.0, 400.0, 410.0, 1.0, "2024-03-10"),
+        (*hour, "pm25", 1, 12.5, 12.5, 12.5, 1 / 6, "2024-03-10"),
+    ]
