@@ -403,6 +403,7 @@ class ApplyResult:
     late: list[Any] = field(default_factory=list)  # the late readings themselves, to route
     emitted: list[dict[str, Any]] = field(default_factory=list)  # apply_readings: the records
     windows: list[ClosedWindow] = field(default_factory=list)  # apply_documents: the windows
+    ready: bool = False  # accept_documents: the device has readings, so windows may close
 
 
 # A closed window as `apply_documents` gives it: (window name, start_ms, end_ms, expected,
@@ -445,14 +446,33 @@ def apply_documents(
 
     The aggregate stage's path: no object per reading, no dict per window and channel, and windows
     merge channel columns at once (`_merge_columns`). Same figures, exactly."""
+    result = accept_documents(state, docs, config)
+    close_documents(state, config, result)
+    return result
+
+
+def accept_documents(
+    state: DeviceWindows,
+    docs: Iterable[Mapping[str, Any]],
+    config: WindowConfig,
+    batch: BatchFold | None = None,
+) -> ApplyResult:
+    """The first half of `apply_documents`: the readings added to the device's panes and averages
+    (with `batch`, as `_accept` defers them: every value must be a float, and `batch.run()` must
+    come before `close_documents`)."""
     result = ApplyResult()
-    if _accept(state, docs, config, result, _DOCUMENT_FIELDS):
+    result.ready = _accept(state, docs, config, result, _DOCUMENT_FIELDS, batch)
+    return result
+
+
+def close_documents(state: DeviceWindows, config: WindowConfig, result: ApplyResult) -> None:
+    """The second half of `apply_documents`: the windows the watermark closed, in `result`."""
+    if result.ready:
         step_ms = state.step_ms or config.nominal_step_ms
         result.windows = [
             (spec.name, end - spec.length_ms, end, max(1, spec.length_ms // step_ms), columns)
             for spec, end, columns in _close(state, config, _window_columns)
         ]
-    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,9 +499,12 @@ def _accept(
     config: WindowConfig,
     result: ApplyResult,
     fields: _Fields = _READING_FIELDS,
+    batch: BatchFold | None = None,
 ) -> bool:
     """Add the readings to their panes (counting duplicates, collecting late ones) and to the
-    averages, and advance `max_ts`. False when there were no readings (nothing to close)."""
+    averages, and advance `max_ts`. False when there were no readings (nothing to close). With
+    `batch` (all the readings' values floats), the folds of panes that held nothing and the
+    averages' updates may be left to `batch.run()`, which must run before the panes are read."""
     ordered = sorted(readings, key=fields.order)
     if not ordered:
         return False
@@ -504,16 +527,24 @@ def _accept(
         # The readings of one layout (the usual case) become one table, which folds into the panes
         # now and feeds the averages; otherwise panes fold their readings lazily (Pane.summary).
         table = _table(accepted_channels)
+        deferred: list[tuple[Pane, int, int]] | None = None if batch is None or table is None else []
         for index, (pane, begin) in enumerate(runs):
             end = runs[index + 1][1] if index + 1 < len(runs) else count
             if begin == end:
+                continue
+            if deferred is not None and not pane.stats and not pane.pending:
+                deferred.append((pane, begin, end))
                 continue
             if pane.pending:
                 pane.summary()  # readings added earlier come first
             pane.columns = None
             if table is None or not _fold_table(pane.stats, table[0], table[1][begin:end], pane):
                 pane.pending.extend(accepted_channels[begin:end])
-        _update_ema(state.ema, accepted_ts, accepted_channels, float(config.ema_tau_ms), table)
+        tau = float(config.ema_tau_ms)
+        if batch is not None and deferred is not None and table is not None:
+            batch.defer(state.ema, accepted_ts, accepted_channels, table, deferred, tau)
+        else:
+            _update_ema(state.ema, accepted_ts, accepted_channels, tau, table)
         newest = accepted_ts[-1]  # readings are in event-time order
         if state.max_ts is None or newest > state.max_ts:
             state.max_ts = newest
@@ -764,6 +795,235 @@ def _ema_plan(
         else:
             mask.append(False)
     return mask, factors, last
+
+
+# Folding many devices' readings at once: the aggregate stage's batches hold thousands of readings
+# of a few channel layouts, and the per-value work of `_fold_table` and `_update_ema_together` (a
+# few float operations a value, about 45 % of the stage in pure Python) becomes a handful of array
+# operations per layout. numpy is imported on the first batch that uses it, never at module import.
+ARRAY_MIN_READINGS: Final = 256  # fewer readings of a layout in a batch: the generated kernels
+_ARRAY_MAX_PANE_ROWS: Final = 1_024  # a pane with more readings folds with the builtins instead
+
+
+@dataclass(slots=True)
+class _DeferredDevice:
+    """One device's part of a `BatchFold` group: its readings' rows (from `offset` in the group's
+    table), its fresh panes as (pane, first row, end row) within its rows, and its averages' plan."""
+
+    offset: int
+    rows: Sequence[tuple[float, ...]]
+    panes: list[tuple[Pane, int, int]]
+    ema: dict[str, list[float]]
+    ema_plan: _EmaPlan | None  # None: the averages were updated at once
+
+
+@dataclass(frozen=True, slots=True)
+class _EmaPlan:
+    """`_update_ema_together`'s work for one device: the start values (None: the first row's,
+    which starts new averages), the rows that update them with their alphas, and the time of the
+    last update."""
+
+    start: tuple[float, ...] | None
+    updates: list[int]
+    alphas: list[float]
+    last: float
+
+    @property
+    def new(self) -> bool:
+        return self.start is None
+
+
+@dataclass(slots=True)
+class _LayoutGroup:
+    rows: list[tuple[float, ...]] = field(default_factory=list)
+    devices: list[_DeferredDevice] = field(default_factory=list)
+
+
+class BatchFold:
+    """Pane folds and average updates of many devices, deferred by `_accept` and done together.
+
+    A device takes part when all its readings of the batch have one channel layout and every
+    value is a float (`float_only`, which the stage's decoder knows). Its panes that held nothing
+    before the batch (fresh panes) and its averages (when all its channels are new, or were last
+    updated together) are deferred; anything else folds at once as before. `run()` then computes
+    each layout's deferred work over one float64 table of its readings:
+
+    * pane sums, minimums and maximums: the panes sorted by length, each step k adding the k-th
+      row of every pane at least k + 1 long (`s += x`), so every sum is sequential in reading
+      order, as `v0 + v1 + ...`; minimum and maximum do not depend on the order, except between
+      0.0 and -0.0, which compare equal: a table holding -0.0 folds its panes with the kernels;
+    * averages: the devices sorted by their number of updates, each step k applying every
+      device's k-th update (`v += alpha * (x - v)`, the same three roundings as the kernel).
+
+    IEEE-754 rounds each of these operations as Python does, so every figure is the same float
+    as `_fold_table` and `_update_ema_together` compute (tests/hot/test_fast_paths.py)."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str, ...], _LayoutGroup] = {}
+        self._alphas: dict[float, float] = {}
+
+    def defer(
+        self,
+        ema: dict[str, list[float]],
+        times: Sequence[int],
+        channels: Sequence[Mapping[str, float]],
+        table: Table,
+        panes: list[tuple[Pane, int, int]],
+        tau: float,
+    ) -> None:
+        """Take one device's accepted readings (in event-time order: their times, channels and
+        `table`) and its fresh panes; update its averages at once when they cannot be deferred."""
+        names, rows = table
+        group = self._groups.get(names)
+        if group is None:
+            group = self._groups[names] = _LayoutGroup()
+        plan = self._ema_plan(ema, times, names, rows, tau)
+        if plan is None:
+            _update_ema(ema, times, channels, tau, table)
+        group.devices.append(_DeferredDevice(len(group.rows), rows, panes, ema, plan))
+        group.rows.extend(rows)
+
+    def _ema_plan(
+        self,
+        ema: dict[str, list[float]],
+        times: Sequence[int],
+        names: tuple[str, ...],
+        rows: Sequence[tuple[float, ...]],
+        tau: float,
+    ) -> _EmaPlan | None:
+        """`_update_ema_together`'s plan for the device, or None when it would not take it."""
+        if len(names) > _EMA_KERNEL_MAX_CHANNELS:
+            return None
+        entries = [entry for entry in map(ema.get, names) if entry is not None]
+        if not entries:
+            start, last, skip = None, float(times[0]), 1
+        elif len(entries) < len(names) or any(entry[1] != entries[0][1] for entry in entries):
+            return None
+        else:
+            start, last, skip = tuple(entry[0] for entry in entries), entries[0][1], 0
+        mask, factors, last = _ema_plan(times, last, skip, tau, self._alphas)
+        return _EmaPlan(start, list(compress(range(len(rows)), mask)), factors, float(last))
+
+    def run(self) -> None:
+        """Compute everything deferred; afterwards every pane and average is as `_accept` would
+        have left it."""
+        groups, self._groups = self._groups, {}
+        for names, group in groups.items():
+            if len(group.rows) < ARRAY_MIN_READINGS:
+                _run_plain(names, group)
+            else:
+                _run_arrays(names, group)
+
+
+def _run_plain(names: tuple[str, ...], group: _LayoutGroup) -> None:
+    """A group too small for arrays: the kernels, device by device."""
+    for device in group.devices:
+        for pane, begin, end in device.panes:
+            _fold_table(pane.stats, names, device.rows[begin:end], pane)
+        plan = device.ema_plan
+        if plan is not None:
+            values = tuple(map(float, device.rows[0])) if plan.start is None else plan.start
+            updated = _ema_kernel(len(names))(values, plan.alphas, map(device.rows.__getitem__, plan.updates))
+            _store_ema(device.ema, names, updated, plan.last, plan.new)
+
+
+def _store_ema(
+    ema: dict[str, list[float]], names: tuple[str, ...], values: Sequence[float], last: float, new: bool
+) -> None:
+    """The averages after the batch, stored as `_update_ema_together` stores them."""
+    if new:
+        ema.update(zip(names, map(list, zip(values, repeat(last), strict=False)), strict=True))
+    else:
+        for name, value in zip(names, values, strict=True):
+            entry = ema[name]
+            entry[0], entry[1] = value, last
+
+
+def _run_arrays(names: tuple[str, ...], group: _LayoutGroup) -> None:
+    np = _numpy()
+    table = np.array(group.rows, dtype=np.float64)
+    panes = [
+        (pane, device.offset + begin, end - begin)
+        for device in group.devices
+        for pane, begin, end in device.panes
+    ]
+    if panes:
+        longest = max(length for _pane, _first, length in panes)
+        negative_zero = bool(np.any(np.signbit(table) & (table == 0.0)))
+        if negative_zero or longest > _ARRAY_MAX_PANE_ROWS:
+            for device in group.devices:
+                for pane, begin, end in device.panes:
+                    _fold_table(pane.stats, names, device.rows[begin:end], pane)
+        else:
+            _fold_arrays(np, names, table, panes)
+    planned = [(device, device.ema_plan) for device in group.devices if device.ema_plan is not None]
+    if planned:
+        _ema_arrays(np, names, table, planned)
+
+
+def _fold_arrays(np: Any, names: tuple[str, ...], table: Any, panes: list[tuple[Pane, int, int]]) -> None:
+    """Count, sum, minimum and maximum of every pane's rows, stored as `_fold_table` stores them
+    for a pane that held nothing."""
+    panes.sort(key=lambda item: -item[2])  # longest first: step k works on a prefix
+    firsts = np.array([first for _pane, first, _length in panes], dtype=np.intp)
+    lengths = [length for _pane, _first, length in panes]
+    sums = table[firsts]  # fancy indexing copies
+    lows = sums.copy()
+    highs = sums.copy()
+    descending = np.array(lengths, dtype=np.intp)
+    for k in range(1, lengths[0]):
+        n = int(np.count_nonzero(descending > k))
+        rows = table[firsts[:n] + k]
+        sums[:n] += rows
+        np.minimum(lows[:n], rows, out=lows[:n])
+        np.maximum(highs[:n], rows, out=highs[:n])
+    ordered, order = _sorted_layout(names)
+    width = len(names)
+    for (pane, _first, length), total, low, high in zip(
+        panes, sums.tolist(), lows.tolist(), highs.tolist(), strict=True
+    ):
+        count = float(length)
+        pane.stats.update(
+            zip(names, map(list, zip(repeat(count), total, low, high, strict=False)), strict=True)
+        )
+        pane.columns = (ordered, (count,) * width, order(total), order(low), order(high))
+
+
+def _ema_arrays(
+    np: Any, names: tuple[str, ...], table: Any, planned: list[tuple[_DeferredDevice, _EmaPlan]]
+) -> None:
+    """Every deferred device's averages, their k-th updates applied together at step k."""
+    planned.sort(key=lambda item: -len(item[1].updates))  # most updates first: step k works on a prefix
+    values = np.array(
+        [table[device.offset] if plan.start is None else plan.start for device, plan in planned],
+        dtype=np.float64,
+    )
+    counts = [len(plan.updates) for _device, plan in planned]
+    steps = counts[0]
+    if steps:
+        rows = np.zeros((len(planned), steps), dtype=np.intp)
+        alphas = np.zeros((len(planned), steps), dtype=np.float64)
+        for i, (device, plan) in enumerate(planned):
+            k = counts[i]
+            if not k:
+                break
+            rows[i, :k] = [device.offset + u for u in plan.updates]
+            alphas[i, :k] = plan.alphas
+        descending = np.array(counts, dtype=np.intp)
+        for k in range(steps):
+            n = int(np.count_nonzero(descending > k))
+            step = table[rows[:n, k]]
+            step -= values[:n]  # x - v
+            step *= alphas[:n, k, None]  # alpha * (x - v)
+            values[:n] += step  # v + alpha * (x - v)
+    for (device, plan), updated in zip(planned, values.tolist(), strict=True):
+        _store_ema(device.ema, names, updated, plan.last, plan.new)
+
+
+def _numpy() -> Any:
+    import numpy as np  # here, not at module import: only a batch of ARRAY_MIN_READINGS readings pays it
+
+    return np
 
 
 _W = TypeVar("_W")

@@ -47,7 +47,15 @@ from airlake.contract.decoder import decode_document, decode_record
 from airlake.contract.decoder import iso_from_ms as _iso_from_ms
 from airlake.hot.outputs import Lake, Notifier, RecordStream, write_jsonl, write_lines
 from airlake.hot.state import Key, StateStore, Stored, Write
-from airlake.windows import DeviceWindows, RecordEncoder, WindowConfig, apply_documents
+from airlake.windows import (
+    ApplyResult,
+    BatchFold,
+    DeviceWindows,
+    RecordEncoder,
+    WindowConfig,
+    accept_documents,
+    close_documents,
+)
 
 STATE_TTL_S: Final = 7 * 24 * 3600
 # Window bounds repeat across devices and channels: format each instant once.
@@ -138,6 +146,7 @@ class _Decoded:
 # which cuts PutRecords/GetRecords traffic by that factor (records stay far below 1 MiB: ~0.5 KB each).
 CALIBRATED_PER_RECORD: Final = 100
 _NUMBER_TYPES: Final = frozenset((float, int))  # exact types: a bool is not a channel value
+_FLOAT_ONLY: Final = {float}
 
 
 def decode_calibrated(data: bytes, received_ms: int) -> tuple[list[Reading | Quarantined], int | None]:
@@ -356,6 +365,10 @@ class AggregateStage:
         unwritable = False  # a record orjson cannot write (an integer sum beyond 64 bits)
         encode = self.encoder.encode
         expires = int(self.clock()) + STATE_TTL_S
+        # Two passes: every device's readings into its panes (the usual ones' folds and averages
+        # deferred to one BatchFold, computed together), then every device's closed windows.
+        batch = BatchFold()
+        accepted: list[tuple[str, Stored | None, DeviceWindows, ApplyResult]] = []
         for device_id in devices:
             current = stored.get(keys[device_id])
             state = DeviceWindows.from_doc(device_id, None if current is None else current.doc)
@@ -364,7 +377,14 @@ class AggregateStage:
                 state.step_ms = interval
             elif state.step_ms is None:
                 outcome.counts["default_interval_devices"] += 1
-            result = apply_documents(state, decoded.by_device[device_id], self.config)
+            floats = device_id not in decoded.not_float_only
+            result = accept_documents(
+                state, decoded.by_device[device_id], self.config, batch if floats else None
+            )
+            accepted.append((device_id, current, state, result))
+        batch.run()
+        for device_id, current, state, result in accepted:
+            close_documents(state, self.config, result)
             outcome.counts["accepted"] += result.accepted
             outcome.counts["duplicates"] += result.duplicates
             outcome.counts["late"] += len(result.late)
@@ -414,6 +434,7 @@ class _DecodedDocuments:
     quarantine: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     quarantine_seqnos: set[str] = field(default_factory=set)
     intervals: dict[str, int] = field(default_factory=dict)  # device -> reporting interval (ms)
+    not_float_only: set[str] = field(default_factory=set)  # devices with a channel value not a float
 
 
 def _decode_aggregate(records: Sequence[KinesisRecord], outcome: Outcome) -> _DecodedDocuments:
@@ -426,13 +447,15 @@ def _decode_aggregate(records: Sequence[KinesisRecord], outcome: Outcome) -> _De
     for record in records:
         found = _calibrated_documents(record.data)
         if found is not None:
-            docs, device_ids, interval = found
+            docs, device_ids, interval, float_only = found
             device = device_ids[0]
             if interval is not None:
                 intervals[device] = interval
             if device_ids.count(device) == len(device_ids):  # one device's readings (the usual case)
                 by_device[device].extend(docs)
                 seqnos[device].add(record.sequence_number)
+                if not float_only:
+                    decoded.not_float_only.add(device)
                 continue
             items: Sequence[Any] = docs
         else:
@@ -453,17 +476,21 @@ def _decode_aggregate(records: Sequence[KinesisRecord], outcome: Outcome) -> _De
                 current = doc["device_id"]
                 device_docs = by_device[current]
                 seqnos[current].add(record.sequence_number)
+                decoded.not_float_only.add(current)  # types not known here: no array folds for it
             device_docs.append(doc)
     outcome.counts["records_in"] += len(records)
     outcome.counts["quarantined"] += len(decoded.quarantine)
     return decoded
 
 
-def _calibrated_documents(data: bytes) -> tuple[list[dict[str, Any]], tuple[str, ...], int | None] | None:
+def _calibrated_documents(
+    data: bytes,
+) -> tuple[list[dict[str, Any]], tuple[str, ...], int | None, bool] | None:
     """The documents of a calibrated-stream record when `decode_calibrated` takes every one of them
     as is (`_calibrated_reading`: string device_id, integer ts and seq, non-empty channels of
     numbers), checked a field at a time across all documents (C-level passes); with their device
-    ids and the reporting interval. None for anything else (`decode_calibrated` says what)."""
+    ids, the reporting interval, and whether every channel value is a float (what the windows'
+    array folds take). None for anything else (`decode_calibrated` says what)."""
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -481,9 +508,9 @@ def _calibrated_documents(data: bytes) -> tuple[list[dict[str, Any]], tuple[str,
         and set(map(type, seqs)) == {int}
         and set(map(type, channels)) == {dict}
         and all(channels)
-        and _NUMBER_TYPES.issuperset(map(type, chain.from_iterable(map(dict.values, channels))))
+        and _NUMBER_TYPES.issuperset(types := set(map(type, chain.from_iterable(map(dict.values, channels)))))
     ):
-        return docs, device_ids, interval_ms(docs[0].get(REPORT_INTERVAL_FIELD))
+        return docs, device_ids, interval_ms(docs[0].get(REPORT_INTERVAL_FIELD)), types == _FLOAT_ONLY
     return None
 
 

@@ -554,6 +554,102 @@ def test_the_stage_window_path_equals_apply_readings_and_its_records_byte_for_by
         plain_doc, fast_doc = orjson.loads(orjson.dumps(plain_doc)), orjson.loads(orjson.dumps(fast_doc))
 
 
+def float_batches(rng: random.Random, batches: int, *, negative_zero: bool) -> list[list[Reading]]:
+    """`readings_of` with every value a float (what the stage gives the array folds), -0.0 only
+    when asked: a device's batches, in and out of order, duplicates, redeliveries, late readings."""
+    out = []
+    for batch in readings_of(rng, batches, mixed=rng.random() < 0.2):
+        floats = []
+        for reading in batch:
+            channels = {name: float(value) for name, value in reading.channels.items()}
+            if not negative_zero:
+                channels = {name: 0.0 if value == 0.0 else value for name, value in channels.items()}
+            floats.append(Reading(reading.device_id, reading.ts_ms, reading.seq, channels))
+        out.append(floats)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_folding_many_devices_as_arrays_equals_apply_readings_device_by_device(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 12 devices' batches (new devices and devices with open panes and averages from earlier
+    # batches; one layout or several; -0.0 in some runs), with arrays for any batch size or only
+    # for large ones, and panes longer than the array limit in some runs
+    if seed % 2 == 0:
+        monkeypatch.setattr(windows, "ARRAY_MIN_READINGS", 1)
+    if seed % 8 == 3:
+        monkeypatch.setattr(windows, "_ARRAY_MAX_PANE_ROWS", 2)
+    rng = random.Random(1000 + seed)
+    config = CONFIGS[seed % 2]
+    devices = [f"d{i}" for i in range(12)]
+    per_device = {d: float_batches(rng, 4, negative_zero=seed % 4 == 1) for d in devices}
+    plain_docs: dict[str, Any] = dict.fromkeys(devices)
+    fast_docs: dict[str, Any] = dict.fromkeys(devices)
+    encoder = windows.RecordEncoder()
+    for round_ in range(4):
+        # When every device's batch goes through one BatchFold (the stage's two passes) and,
+        # separately, through apply_readings
+        batch = windows.BatchFold()
+        accepted = []
+        for d in devices:
+            readings = [Reading(d, r.ts_ms, r.seq, r.channels) for r in per_device[d][round_]]
+            fast = windows.DeviceWindows.from_doc(d, fast_docs[d])
+            accepted.append(
+                (
+                    d,
+                    readings,
+                    fast,
+                    windows.accept_documents(fast, [r.to_dict() for r in readings], config, batch),
+                )
+            )
+        batch.run()
+        for d, readings, fast, got in accepted:
+            windows.close_documents(fast, config, got)
+            lines = encoder.encode(d, got.windows, fast.latest)
+            plain = windows.DeviceWindows.from_doc(d, plain_docs[d])
+            expected = windows.apply_readings(plain, readings, config)
+            for record in expected.emitted:
+                record["start"] = iso_from_ms(record["start_ms"])
+                record["end"] = iso_from_ms(record["end_ms"])
+            # Then each device's records are the same bytes, and so are its counts and its state
+            assert lines == [(e["start_ms"], orjson.dumps(e)) for e in expected.emitted]
+            assert (got.accepted, got.duplicates) == (expected.accepted, expected.duplicates)
+            assert orjson.dumps(fast.to_doc()) == orjson.dumps(plain.to_doc())
+            assert same(fast.ema, plain.ema)
+            plain_docs[d] = orjson.loads(orjson.dumps(plain.to_doc()))
+            fast_docs[d] = orjson.loads(orjson.dumps(fast.to_doc()))
+
+
+def test_array_folds_take_the_stage_batch_and_leave_integer_devices_to_the_kernels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a calibrated batch of 30 devices x 20 readings, one device sending integers
+    from airlake.hot.outputs import MemoryLake
+    from airlake.hot.pipeline import AggregateStage, parse_records
+    from airlake.hot.state import InMemoryStateStore
+    from tests.hot.conftest import kinesis_event
+
+    runs: list[int] = []
+    real = windows._run_arrays
+    monkeypatch.setattr(
+        windows, "_run_arrays", lambda names, group: (runs.append(len(group.devices)), real(names, group))[1]
+    )
+    docs = [
+        {"device_id": f"dev-{d:02d}", "ts": T0_MS + i * 60_000, "seq": i,
+         "channels": {"co2": (400 + i) if d == 7 else 400.5 + i, "pm25": 3.25 * d + i}}
+        for d in range(30)
+        for i in range(20)
+    ]  # fmt: skip
+    lake = MemoryLake()
+    # When the aggregate stage takes it
+    outcome = AggregateStage(InMemoryStateStore(), lake).process(parse_records(kinesis_event(docs)))
+    # Then one array fold ran over the 29 float devices, and every device's windows came out
+    assert runs == [29]
+    assert outcome.counts["accepted"] == 600 and outcome.failed == set()
+    assert {a["device_id"] for a in lake.docs("aggregates")} == {f"dev-{d:02d}" for d in range(30)}
+
+
 @settings(max_examples=200, deadline=None)
 @given(panes=st.lists(STATS, min_size=1, max_size=30))
 def test_window_columns_merged_as_they_run_equal_the_plain_window_figures(
