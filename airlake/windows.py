@@ -106,8 +106,9 @@ class WindowConfig:
 
 
 # A pane's or a window's figures by channel, channels sorted: (names, counts, sums, mins, maxes),
-# each a tuple in the order of `names`. Windows merge and emit in this form (see `_merge_columns`).
-Columns = tuple[tuple[str, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...]]
+# each a sequence in the order of `names`. Windows merge and emit in this form (`_merge_columns`),
+# and the state stores panes in it (`Pane.to_doc`).
+Columns = tuple[tuple[str, ...], Sequence[float], Sequence[float], Sequence[float], Sequence[float]]
 
 
 @dataclass(slots=True)
@@ -121,6 +122,10 @@ class Pane:
     order (`reduce(add, ...)` or `v0 + v1 + ...`, not `sum`, whose float algorithm differs across
     Python versions), so every figure equals adding the readings one at a time. A stats entry is
     replaced, never changed in place.
+
+    A pane may hold its figures as `columns` only (a pane `BatchFold` folded, or one loaded from
+    the state): windows and the state read the columns, and `summary()` builds `stats` from them
+    only when something needs the per-channel form (more readings for the pane).
     """
 
     start: int
@@ -132,21 +137,47 @@ class Pane:
     def add(self, channels: Mapping[str, float]) -> None:
         self.pending.append(channels)
 
+    @property
+    def held(self) -> bool:
+        """Whether any reading is in the pane (in its stats, its columns or pending)."""
+        return bool(self.stats) or self.columns is not None or bool(self.pending)
+
     def summary(self) -> dict[str, list[float]]:
+        stats = self.stats
+        if not stats and self.columns is not None:
+            names, counts, sums, lows, highs = self.columns
+            figures = zip(names, counts, sums, lows, highs, strict=True)
+            stats = self.stats = {name: entry for name, *entry in figures}  # each entry a new list
         pending = self.pending
         if pending:
-            _fold(self.stats, pending)
+            _fold(stats, pending)
             self.pending = []
             self.columns = None
-        return self.stats
+        return stats
 
     def to_doc(self) -> dict[str, Any]:
-        return {"start": self.start, "stats": self.summary(), "keys": sorted(self.keys)}
+        """The pane as the state stores it: its Columns, one array per figure, and its keys."""
+        names, counts, sums, lows, highs = _pane_columns(self) if self.held else ((), (), (), (), ())
+        return {
+            "start": self.start,
+            "channels": names,
+            "counts": counts,
+            "sums": sums,
+            "mins": lows,
+            "maxes": highs,
+            "keys": sorted(self.keys),
+        }
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Pane:
         keys = {(int(k[0]), int(k[1])) for k in doc["keys"]}
-        return cls(int(doc["start"]), {k: list(v) for k, v in doc["stats"].items()}, keys)
+        if "stats" in doc:  # written before panes were stored as columns: channel -> [count, sum, min, max]
+            return cls(int(doc["start"]), {k: list(v) for k, v in doc["stats"].items()}, keys)
+        names = tuple(doc["channels"])
+        if not names:
+            return cls(int(doc["start"]), {}, keys)
+        columns = (names, doc["counts"], doc["sums"], doc["mins"], doc["maxes"])
+        return cls(int(doc["start"]), {}, keys, columns=columns)
 
 
 # Rows of readings as tuples: (channel names, one tuple of values per reading, in that order).
@@ -532,11 +563,10 @@ def _accept(
             end = runs[index + 1][1] if index + 1 < len(runs) else count
             if begin == end:
                 continue
-            if deferred is not None and not pane.stats and not pane.pending:
+            if deferred is not None and not pane.held:
                 deferred.append((pane, begin, end))
                 continue
-            if pane.pending:
-                pane.summary()  # readings added earlier come first
+            pane.summary()  # readings added earlier come first (and stats of a pane kept as columns)
             pane.columns = None
             if table is None or not _fold_table(pane.stats, table[0], table[1][begin:end], pane):
                 pane.pending.extend(accepted_channels[begin:end])
@@ -977,16 +1007,19 @@ def _fold_arrays(np: Any, names: tuple[str, ...], table: Any, panes: list[tuple[
         sums[:n] += rows
         np.minimum(lows[:n], rows, out=lows[:n])
         np.maximum(highs[:n], rows, out=highs[:n])
-    ordered, order = _sorted_layout(names)
+    ordered, _order = _sorted_layout(names)
+    by_name = names.index
+    permutation = [by_name(name) for name in ordered]  # to the sorted order of Columns
     width = len(names)
     for (pane, _first, length), total, low, high in zip(
-        panes, sums.tolist(), lows.tolist(), highs.tolist(), strict=True
+        panes,
+        sums[:, permutation].tolist(),
+        lows[:, permutation].tolist(),
+        highs[:, permutation].tolist(),
+        strict=True,
     ):
         count = float(length)
-        pane.stats.update(
-            zip(names, map(list, zip(repeat(count), total, low, high, strict=False)), strict=True)
-        )
-        pane.columns = (ordered, (count,) * width, order(total), order(low), order(high))
+        pane.columns = (ordered, (count,) * width, total, low, high)  # stats only if needed later
 
 
 def _ema_arrays(
@@ -1048,11 +1081,12 @@ def _close(
         return []
     for start in [s for s in state.open_panes if s + pane_ms <= new]:
         pane = state.closed_panes[start] = state.open_panes.pop(start)
-        pane.summary()
+        if pane.pending:
+            pane.summary()
     max_len = config.max_length_ms
     step_ms = state.step_ms or config.nominal_step_ms
     panes = state.closed_panes
-    starts = sorted(s for s, p in panes.items() if p.stats)
+    starts = sorted(s for s, p in panes.items() if p.held)
     closed: list[tuple[WindowSpec, int, _W]] = []
     running: dict[int, _Running] = {}  # window length -> the last merge of its panes, to extend
     end = old + pane_ms
@@ -1131,12 +1165,12 @@ def _window_channels(
     of one length closing one after the other (the sliding hour, every 5 minutes) mostly merge
     the previous window's panes plus one: with `running`, a window whose panes start with the
     previous one's takes that merge and adds only its new panes, the same fold in the same order."""
-    starts = [s for s in range(start, end, pane_ms) if (pane := panes.get(s)) is not None and pane.stats]
+    starts = [s for s in range(start, end, pane_ms) if (pane := panes.get(s)) is not None and pane.held]
     if not starts:
         return None
     merged: dict[str, list[float]]
     if len(starts) == 1:  # a 5-minute window, or a longer one with data in one pane only
-        merged = panes[starts[0]].stats
+        merged = panes[starts[0]].summary()
     else:
         done = 0
         if (
@@ -1146,10 +1180,10 @@ def _window_channels(
         ):
             merged, done = running.merged, len(running.starts)
         if not done:
-            merged = {name: list(entry) for name, entry in panes[starts[0]].stats.items()}
+            merged = {name: list(entry) for name, entry in panes[starts[0]].summary().items()}
             done = 1
         for pane_start in starts[done:]:
-            for name, (count, total, low, high) in panes[pane_start].stats.items():
+            for name, (count, total, low, high) in panes[pane_start].summary().items():
                 entry = merged.get(name)
                 if entry is None:
                     merged[name] = [count, total, low, high]
@@ -1221,7 +1255,7 @@ def _window_columns(
     same way), each pane added to all channels at once when the channels are the same. `starts`,
     when given, are the sorted starts of the panes holding readings (as `_close` has them)."""
     if starts is None:
-        held = [s for s in range(start, end, pane_ms) if (pane := panes.get(s)) is not None and pane.stats]
+        held = [s for s in range(start, end, pane_ms) if (pane := panes.get(s)) is not None and pane.held]
     else:
         held = starts[bisect_left(starts, start) : bisect_left(starts, end)]
     if not held:

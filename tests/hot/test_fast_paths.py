@@ -621,6 +621,49 @@ def test_folding_many_devices_as_arrays_equals_apply_readings_device_by_device(
             fast_docs[d] = orjson.loads(orjson.dumps(fast.to_doc()))
 
 
+def _stats_form(doc: dict[str, Any]) -> dict[str, Any]:
+    """A device state as it was stored before panes were columns: channel -> [count, sum, min, max]."""
+    old = dict(doc)
+    for side in ("open", "closed"):
+        old[side] = [
+            {"start": p["start"], "keys": p["keys"]}
+            | {"stats": {n: [c, t, lo, hi] for n, c, t, lo, hi in zip(p["channels"], p["counts"], p["sums"], p["mins"], p["maxes"], strict=True)}}
+            for p in doc[side]
+        ]  # fmt: skip
+    return old
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_state_stored_with_per_channel_stats_loads_and_continues_as_the_columns_form(seed: int) -> None:
+    # Given a device's state after two batches, stored as columns and in the earlier stats form
+    rng = random.Random(2000 + seed)
+    config = CONFIGS[seed % 2]
+    batches = readings_of(rng, 4, mixed=seed % 3 == 2)
+    state = windows.DeviceWindows("d")
+    for batch in batches[:2]:
+        windows.apply_readings(state, batch, config)
+    doc = orjson.loads(orjson.dumps(state.to_doc()))
+    assert all(
+        set(p) == {"start", "channels", "counts", "sums", "mins", "maxes", "keys"}
+        for p in doc["open"] + doc["closed"]
+    )
+    for batch in batches[2:]:
+        # When each takes the next batches
+        new = windows.DeviceWindows.from_doc("d", doc)
+        old = windows.DeviceWindows.from_doc("d", _stats_form(doc))
+        got, expected = (
+            windows.apply_documents(new, [r.to_dict() for r in batch], config),
+            windows.apply_readings(old, batch, config),
+        )
+        # Then they close the same windows and store the same state
+        for record in expected.emitted:
+            record["start"], record["end"] = iso_from_ms(record["start_ms"]), iso_from_ms(record["end_ms"])
+        lines = windows.RecordEncoder().encode("d", got.windows, new.latest)
+        assert lines == [(e["start_ms"], orjson.dumps(e)) for e in expected.emitted]
+        assert orjson.dumps(new.to_doc()) == orjson.dumps(old.to_doc())
+        doc = orjson.loads(orjson.dumps(new.to_doc()))
+
+
 def test_array_folds_take_the_stage_batch_and_leave_integer_devices_to_the_kernels(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
