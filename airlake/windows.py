@@ -1329,13 +1329,13 @@ class RecordEncoder:
     def encode(
         self, device_id: str, windows: Sequence[ClosedWindow], latest: MutableMapping[str, Any]
     ) -> list[tuple[int, bytes]]:
-        """(start_ms, record as a JSON line) of each window, in order; sets `latest[window name]` to
-        the last record of each name, as `apply_readings` does, as an `orjson.Fragment` of its
-        line: the same JSON when the state is written, without serializing the record again."""
-        lines: list[tuple[int, bytes]] = []
-        last: dict[str, bytes] = {}  # window name -> its last line, names in order of first emission
+        """The records of the windows as JSON lines, in order: (start_ms of the first, its lines)
+        for each run of windows starting on one UTC day, the lines of a run joined by newlines
+        (`write_lines` files them under that day); sets `latest[window name]` to the last record
+        of each name, as `apply_readings` does."""
+        records: list[dict[str, Any]] = []
+        last: dict[str, dict[str, Any]] = {}  # window name -> its last record, in order of first emission
         instant = self._instant
-        dumps = orjson.dumps
         for name, start, end, expected, (names, counts, sums, lows, highs) in windows:
             width = len(names)
             count = counts[0]
@@ -1346,28 +1346,25 @@ class RecordEncoder:
             else:
                 whole = list(map(int, counts))
                 completeness = [ratio if (ratio := c / expected) < 1.0 else 1.0 for c in counts]
-            line = dumps(
-                {
-                    "device_id": device_id,
-                    "window": name,
-                    "start_ms": start,
-                    "end_ms": end,
-                    "expected": expected,
-                    "channels": names,
-                    "counts": whole,
-                    "means": list(map(truediv, sums, counts)),
-                    "mins": lows,
-                    "maxes": highs,
-                    "completeness": completeness,
-                    "start": instant(start),
-                    "end": instant(end),
-                }
-            )
-            lines.append((start, line))
-            last[name] = line
-        for name, line in last.items():
-            latest[name] = orjson.Fragment(line)
-        return lines
+            record = {
+                "device_id": device_id,
+                "window": name,
+                "start_ms": start,
+                "end_ms": end,
+                "expected": expected,
+                "channels": names,
+                "counts": whole,
+                "means": list(map(truediv, sums, counts)),
+                "mins": lows,
+                "maxes": highs,
+                "completeness": completeness,
+                "start": instant(start),
+                "end": instant(end),
+            }
+            records.append(record)
+            last[name] = record
+        latest.update(last)
+        return json_lines(records)
 
     def _instant(self, ms: int) -> str:
         text = self._instants.get(ms)
@@ -1379,3 +1376,44 @@ class RecordEncoder:
 
 
 _INSTANTS_CAP: Final = 8_192
+_DAY_MS: Final = 86_400_000
+_SAFE_STRINGS: dict[tuple[str, ...], bool] = {}  # channel layouts and window names without "}"
+
+
+def _may_hold_separator(record: Mapping[str, Any]) -> bool:
+    """Whether a string of an aggregate record may hold `},{`: its device id, window name or a
+    channel name has a "}" (the instants are ISO-8601). Layouts are checked once (bounded)."""
+    names = record["channels"]
+    safe = _SAFE_STRINGS.get(names)
+    if safe is None:
+        safe = not any("}" in name for name in names)
+        if len(_SAFE_STRINGS) < _SORTED_NAMES_CAP:
+            _SAFE_STRINGS[tuple(names)] = safe
+    return not safe or "}" in record["device_id"] or "}" in record["window"]
+
+
+def json_lines(records: Sequence[Mapping[str, Any]]) -> list[tuple[int, bytes]]:
+    """Aggregate records (in order) as JSON lines, `orjson.dumps` of each: (start_ms of the first,
+    the lines joined by newlines) for each run of records starting on one UTC day.
+
+    A run is serialized in one orjson call, and the separators between its records become
+    newlines: a call costs about 3 us beyond the record itself, as much as writing the whole
+    record. The separator `},{` cannot occur inside a record (flat objects of strings, numbers
+    and arrays of them) except in a string; a run where a string could hold it is written a
+    record at a time (`_may_hold_separator`)."""
+    out: list[tuple[int, bytes]] = []
+    dumps = orjson.dumps
+    first = 0
+    while first < len(records):
+        day = records[first]["start_ms"] // _DAY_MS
+        after = first + 1
+        while after < len(records) and records[after]["start_ms"] // _DAY_MS == day:
+            after += 1
+        run = records[first:after]
+        if any(_may_hold_separator(record) for record in run):
+            lines = b"\n".join(map(dumps, run))
+        else:
+            lines = dumps(run)[1:-1].replace(b"},{", b"}\n{")
+        out.append((records[first]["start_ms"], lines))
+        first = after
+    return out

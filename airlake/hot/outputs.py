@@ -79,7 +79,8 @@ def write_jsonl(lake: Lake, zone: str, docs: Iterable[tuple[int, dict[str, Any]]
 
 
 def write_lines(lake: Lake, zone: str, lines: Iterable[tuple[int, bytes]]) -> list[str]:
-    """`write_jsonl` for documents already serialized: (partition time ms, JSON line) pairs."""
+    """`write_jsonl` for documents already serialized: (partition time ms, JSON line) pairs; a
+    pair may carry several lines of that day, joined by newlines (`windows.json_lines`)."""
     by_day: dict[int, list[bytes]] = defaultdict(list)
     for ts_ms, line in lines:
         by_day[ts_ms // _DAY_MS].append(line)

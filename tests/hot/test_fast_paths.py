@@ -546,12 +546,47 @@ def test_the_stage_window_path_equals_apply_readings_and_its_records_byte_for_by
         for record in expected.emitted:
             record["start"] = iso_from_ms(record["start_ms"])
             record["end"] = iso_from_ms(record["end_ms"])
-        assert lines == [(e["start_ms"], orjson.dumps(e)) for e in expected.emitted]
+        assert by_line(lines) == [(e["start_ms"] // DAY_MS, orjson.dumps(e)) for e in expected.emitted]
         assert (got.accepted, got.duplicates) == (expected.accepted, expected.duplicates)
         assert got.late == [r.to_dict() for r in expected.late]
         plain_doc, fast_doc = plain.to_doc(), fast.to_doc()
         assert orjson.dumps(fast_doc) == orjson.dumps(plain_doc)
         plain_doc, fast_doc = orjson.loads(orjson.dumps(plain_doc)), orjson.loads(orjson.dumps(fast_doc))
+
+
+DAY_MS = 86_400_000
+
+
+def by_line(encoded: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    """The encoder's output a line at a time, with the UTC day it is filed under."""
+    return [(start // DAY_MS, line) for start, lines in encoded for line in lines.split(b"\n")]
+
+
+@pytest.mark.parametrize("odd", ["device_id", "window", "channel"])
+def test_json_lines_equal_one_dumps_a_record_grouped_by_day_even_when_a_string_holds_the_separator(
+    odd: str,
+) -> None:
+    # Given records over two UTC days; in one run a device id, window name or channel holds "},{"
+    day = T0_MS - T0_MS % DAY_MS
+    records = []
+    for device, offset in [("a", 0), ("a", 60_000), ("b", DAY_MS - 1), ("b", DAY_MS), ("c", DAY_MS + 5)]:
+        record = {
+            "device_id": device,
+            "window": "w",
+            "start_ms": day + offset,
+            "channels": ("co2",),
+            "means": [1.5],
+        }
+        if device == "b":
+            record |= {"device_id": "b},{c"} if odd == "device_id" else {}
+            record |= {"window": "w},{x"} if odd == "window" else {}
+            record |= {"channels": ("co2", "x},{y")} if odd == "channel" else {}
+        records.append(record)
+    # When they are written as JSON lines
+    encoded = windows.json_lines(records)
+    # Then each run of a day is one item, and its lines are orjson.dumps of each record
+    assert [start for start, _lines in encoded] == [day, day + DAY_MS]
+    assert by_line(encoded) == [(r["start_ms"] // DAY_MS, orjson.dumps(r)) for r in records]
 
 
 def float_batches(rng: random.Random, batches: int, *, negative_zero: bool) -> list[list[Reading]]:
@@ -613,7 +648,7 @@ def test_folding_many_devices_as_arrays_equals_apply_readings_device_by_device(
                 record["start"] = iso_from_ms(record["start_ms"])
                 record["end"] = iso_from_ms(record["end_ms"])
             # Then each device's records are the same bytes, and so are its counts and its state
-            assert lines == [(e["start_ms"], orjson.dumps(e)) for e in expected.emitted]
+            assert by_line(lines) == [(e["start_ms"] // DAY_MS, orjson.dumps(e)) for e in expected.emitted]
             assert (got.accepted, got.duplicates) == (expected.accepted, expected.duplicates)
             assert orjson.dumps(fast.to_doc()) == orjson.dumps(plain.to_doc())
             assert same(fast.ema, plain.ema)
@@ -659,7 +694,7 @@ def test_state_stored_with_per_channel_stats_loads_and_continues_as_the_columns_
         for record in expected.emitted:
             record["start"], record["end"] = iso_from_ms(record["start_ms"]), iso_from_ms(record["end_ms"])
         lines = windows.RecordEncoder().encode("d", got.windows, new.latest)
-        assert lines == [(e["start_ms"], orjson.dumps(e)) for e in expected.emitted]
+        assert by_line(lines) == [(e["start_ms"] // DAY_MS, orjson.dumps(e)) for e in expected.emitted]
         assert orjson.dumps(new.to_doc()) == orjson.dumps(old.to_doc())
         doc = orjson.loads(orjson.dumps(new.to_doc()))
 
