@@ -10,7 +10,10 @@ written as an artifact:
   "log1p" and its `clip`; alone, a blend of that one member (so the model-level `target_transform`
   keeps meaning "the whole output", and row-only linear fast paths never mistake it for plain linear)
 * `train.SubWindowEnsemble` (a candidate fitted on all rows and on the recent ones) -> a blend of
-  its two fitted parts, weight 1/2 each (each part itself a blend, a log-target member or a model)
+  its two fitted parts, weight 1/2 each (each part itself a blend, a log-target member or a model;
+  the recent part of a blend is a `train.FittedBlend` whose boosting member is the full part's);
+  a candidate without a linear member has no recent fit and exports as its full part
+* `train.FittedBlend` (fitted members, fixed weights) -> `blend`
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from airlake.ml.runtime import FORMAT_ID, METADATA_FILE, MODEL_FILE
-from airlake.ml.train import Log1pTarget, SubWindowEnsemble
+from airlake.ml.train import FittedBlend, Log1pTarget, SubWindowEnsemble
 
 _MAX = float(np.finfo(np.float64).max)
 
@@ -98,7 +101,18 @@ def export_estimator(estimator: Any) -> dict[str, Any]:
     if isinstance(estimator, Log1pTarget):
         return {"type": "blend", "members": [_member(estimator, 1.0)]}
     if isinstance(estimator, SubWindowEnsemble):
+        if estimator.recent_ is estimator.full_:  # nothing refit on the recent rows (boosting alone)
+            return export_estimator(estimator.full_)
         return {"type": "blend", "members": [_member(estimator.full_, 0.5), _member(estimator.recent_, 0.5)]}
+    if isinstance(estimator, FittedBlend):
+        total = float(sum(estimator.weights))
+        return {
+            "type": "blend",
+            "members": [
+                _member(m, float(w) / total)
+                for w, m in zip(estimator.weights, estimator.members, strict=True)
+            ],
+        }
     if isinstance(estimator, VotingRegressor | VotingClassifier):
         if isinstance(estimator, VotingClassifier) and estimator.voting != "soft":
             raise TypeError("only soft voting is exportable")

@@ -13,7 +13,8 @@ Design is generic, driven by the columns of whatever CSV the user brings:
   changes with temperature and water vapour, which is a product term, not an additive one;
 * with a timestamp (temporal context, per group): time of day and weekend (traffic and occupancy
   follow the clock), rate of change per hour (events start with a steep rise, and a sensor's
-  response lags the gas), a 1-hour event-time exponentially weighted volatility, and each input's
+  response lags the gas), a 1-hour event-time exponentially weighted volatility (only when the data
+  has at least three readings per hour, see `volatility_designed`), and each input's
   value one and two sampling steps ago (`lag`) and its mean over the last three steps
   (`roll_mean`): a metal oxide sensor's response trails the gas it reports, and an hourly
   reference is an average over the hour. The step is the data's median sampling interval, at
@@ -53,6 +54,13 @@ _MIN_LAG_STEP_S = 3600
 # Baseline window of `min_dev` / `min_logratio`: a day (a daily cycle is what brings the air back
 # to background), or three sampling steps if those are longer, so the window always holds several.
 _BASELINE_WINDOW_S = 86_400
+# Volatility (`ewm_std`, half-life an hour) is designed only if the median sampling interval leaves at
+# least this many readings per half-life. A variance needs several readings: with hourly data the
+# 1-hour half-life halves the running variance at every reading (var <- var / 2 + d**2 / 4, d the
+# reading minus the running mean), so it follows the last two or three readings only, a noisy,
+# heavy-tailed transform of the `rate` already designed (UCI, hourly: see airlake/ml/README.md).
+_VOLATILITY_HALFLIFE_S = 3600
+_VOLATILITY_MIN_READINGS = 3
 
 
 def is_environment(column: str) -> bool:
@@ -89,11 +97,11 @@ def design_features(
     specs += [{"op": "logmul", "a": a, "b": e} for a in positive[:_MAX_LOGMUL_SENSORS] for e in env]
     if temporal:
         specs += [{"op": "hour_sin"}, {"op": "hour_cos"}, {"op": "weekend"}]
+        volatility = volatility_designed(timestamp_ms, groups)
         for column in columns:
-            specs += [
-                {"op": "rate", "col": column},
-                {"op": "ewm_std", "col": column, "halflife_s": 3600},
-            ]
+            specs.append({"op": "rate", "col": column})
+            if volatility:
+                specs.append({"op": "ewm_std", "col": column, "halflife_s": _VOLATILITY_HALFLIFE_S})
         step = lag_step_seconds(timestamp_ms, groups)
         for column in columns:
             specs += [
@@ -116,8 +124,26 @@ def lag_step_seconds(timestamp_ms: np.ndarray | None, groups: np.ndarray | None 
     Hourly data lags by 1 h and 2 h; minute data too (an hour is the shortest step worth a feature);
     3-hourly data by 3 h and 6 h, so its lags are not always missing.
     """
-    if timestamp_ms is None or len(timestamp_ms) < 2:
+    interval = median_interval_seconds(timestamp_ms, groups)
+    if interval is None:
         return _MIN_LAG_STEP_S
+    return max(_MIN_LAG_STEP_S, round(interval))
+
+
+def volatility_designed(timestamp_ms: np.ndarray | None, groups: np.ndarray | None = None) -> bool:
+    """Whether the 1-hour volatility (`ewm_std`) is worth a feature: at least _VOLATILITY_MIN_READINGS
+    readings per half-life at the median sampling interval (10-minute data: yes; hourly: no).
+    Without timestamps to tell (a design made for unknown data) it is kept."""
+    interval = median_interval_seconds(timestamp_ms, groups)
+    return interval is None or interval * _VOLATILITY_MIN_READINGS <= _VOLATILITY_HALFLIFE_S
+
+
+def median_interval_seconds(
+    timestamp_ms: np.ndarray | None, groups: np.ndarray | None = None
+) -> float | None:
+    """The median positive interval (seconds) between consecutive readings of a group; None if unknown."""
+    if timestamp_ms is None or len(timestamp_ms) < 2:
+        return None
     ts = np.asarray(timestamp_ms, dtype=np.int64)
     if groups is not None:
         keys = np.asarray([str(g) for g in groups.tolist()])
@@ -128,8 +154,8 @@ def lag_step_seconds(timestamp_ms: np.ndarray | None, groups: np.ndarray | None 
         gaps = np.diff(np.sort(ts))
     gaps = gaps[gaps > 0]
     if gaps.size == 0:
-        return _MIN_LAG_STEP_S
-    return max(_MIN_LAG_STEP_S, round(float(np.median(gaps)) / 1000.0))
+        return None
+    return float(np.median(gaps)) / 1000.0
 
 
 def feature_name(spec: FeatureSpec) -> str:

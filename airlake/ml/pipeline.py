@@ -485,8 +485,8 @@ def _walk_forward_family(
 
     Each single model is refit per step; a blend's predictions are the average of its members'.
     Log-target candidates are offered only if no pre-start target is negative. Then the winner's
-    sub-window twin (`+recent`: each member also fitted on the latest half of the window, averaged)
-    and then its day-screened twin are replayed over the same steps, each winning if its pooled RMSE
+    sub-window twin (`+recent`: each linear member also fitted on the latest half of the window,
+    averaged; boosting fitted on the whole window only) and then its day-screened twin are replayed over the same steps, each winning if its pooled RMSE
     is lower.
     """
     candidates = usable_candidates(CALIBRATION_CANDIDATES, y[has_y & (ts < start_ms)])
@@ -525,7 +525,8 @@ def _walk_forward_family(
         return "robust_blend", {}
     winner = min(scores, key=lambda name: (scores[name]["rmse"], name))
     # The winner's twins, replayed over the same steps, each kept only if its pooled RMSE is lower:
-    # first with each member also fitted on the recent half of the window (sub-window ensembling),
+    # first with each linear member also fitted on the recent half of the window (sub-window
+    # ensembling; a member's refit per step is its own `+recent` fit, boosting's the plain one),
     # then refit without the days whose reference disagrees with the sensors.
     for twin_suffix in (RECENT, SCREENED):
         twin = winner + twin_suffix

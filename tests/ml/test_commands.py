@@ -273,6 +273,67 @@ def test_sub_window_twin_fits_each_member_on_all_rows_and_on_the_recent_half(tmp
     assert train.recent_rows(np.array([0, 1, 2, 3, 10**9])).all()
 
 
+def test_sub_window_twin_of_a_blend_refits_only_its_linear_members() -> None:
+    # Given three weeks of hourly rows and a blend of Huber and boosting walked forward as its
+    # `+recent` twin (a single candidate: no selection, as in a walk-forward refit)
+    frame = calibration_frame(n=24 * 21, seed=5)
+    ts = pd.to_datetime(frame["Timestamp"], utc=True).astype("datetime64[ms, UTC]").astype("int64").to_numpy()
+    x = frame[["sensor", "other", "T", "RH"]].to_numpy(dtype=float)
+    y = frame["ref"].to_numpy(dtype=float)
+    keep = np.isfinite(y)
+    x, y, ts = x[keep], y[keep], ts[keep]
+    fitted = train.fit_calibration(
+        x,
+        y,
+        raw_columns=[0, 1, 2, 3],
+        timestamp_ms=ts,
+        groups=None,
+        seed=3,
+        candidates=("robust_blend+recent",),
+    )
+    estimator = fitted.estimator
+    assert fitted.name == "robust_blend+recent" and isinstance(estimator, train.SubWindowEnsemble)
+    # Then Huber is fitted on every row and on the recent half, boosting on every row only, and
+    # each member keeps half the blend's weight
+    recent = train.recent_rows(ts)
+    full_huber, full_hgb = estimator.full_.estimators_
+    recent_huber, recent_hgb = estimator.recent_.members
+    assert recent_hgb is full_hgb
+    by_hand = train.huber_pipeline(y[recent]).fit(x[recent], y[recent])
+    np.testing.assert_allclose(recent_huber.predict(x), by_hand.predict(x), rtol=1e-9, atol=1e-9)
+    expected = 0.25 * full_huber.predict(x) + 0.25 * by_hand.predict(x) + 0.5 * full_hgb.predict(x)
+    np.testing.assert_allclose(estimator.predict(x), expected, rtol=1e-9, atol=1e-9)
+    # and boosting alone as a `+recent` twin is boosting on every row
+    alone = train.fit_calibration(
+        x, y, raw_columns=[0, 1, 2, 3], timestamp_ms=ts, groups=None, seed=3, candidates=("hgb+recent",)
+    ).estimator
+    plain = train.hgb_regressor(3, len(y)).fit(x, y)
+    np.testing.assert_array_equal(alone.predict(x), plain.predict(x))
+    # and the validation of the twin scores it as the refit predicts (same folds, same form)
+    selected = train.fit_calibration(
+        x,
+        y,
+        raw_columns=[0, 1, 2, 3],
+        timestamp_ms=ts,
+        groups=None,
+        seed=3,
+        candidates=("robust_blend", "hgb"),
+    )
+    assert "robust_blend+recent" in selected.comparison
+    _, folds = train.make_folds(len(y), timestamp_ms=ts, groups=None)
+    rmses = []
+    for tr, va in folds:
+        twin = train.SubWindowEnsemble(
+            train.calibration_estimator("robust_blend", y[tr], 3),
+            train.calibration_estimator("robust_blend", y[tr][train.recent_rows(ts[tr])], 3),
+        ).fit(x[tr], y[tr], recent=train.recent_rows(ts[tr]))
+        rmses.append(train.regression_metrics(y[va], twin.predict(x[va]))["rmse"])
+    assert selected.comparison["robust_blend+recent"]["rmse"] == pytest.approx(
+        float(np.mean(rmses)), abs=2e-6
+    )
+    assert set(train.CALIBRATION_MEMBERS) - train.RECENT_REFIT_MEMBERS == {"hgb"}
+
+
 def test_classifier_on_episodes_with_time_and_group(events_csv: Path, tmp_path: Path) -> None:
     # Given labelled multi-device episodes
     model_dir = tmp_path / "clf"

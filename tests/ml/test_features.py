@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from airlake.ml.features import compute_matrix, design_features, lag_step_seconds
+from airlake.ml.features import (
+    compute_matrix,
+    design_features,
+    lag_step_seconds,
+    median_interval_seconds,
+    volatility_designed,
+)
 from airlake.ml.runtime import ArtifactError, FeaturePipeline
 from tests.ml.conftest import event_frame
 
@@ -281,6 +287,36 @@ def test_lag_step_follows_the_sampling_interval() -> None:
     # two devices reading every 3 h, interleaved: the interval is per device, not 1.5 h
     both = np.concatenate([T0 + np.arange(5) * 3 * HOUR_MS, T0 + HOUR_MS + np.arange(5) * 3 * HOUR_MS])
     assert lag_step_seconds(both, np.array(["a"] * 5 + ["b"] * 5)) == 3 * 3600
+
+
+def test_volatility_is_designed_only_with_several_readings_per_hour() -> None:
+    # Given the same two columns sampled every 10, 20, 30 and 60 minutes
+    frame = pd.DataFrame({"co2": np.linspace(400.0, 900.0, 40), "pm25": np.linspace(5.0, 50.0, 40)})
+
+    def volatility(minutes: int) -> list[dict[str, object]]:
+        ts = T0 + np.arange(len(frame)) * minutes * 60_000
+        specs = design_features(frame, ["co2", "pm25"], temporal=True, timestamp_ms=ts)
+        return [s for s in specs if s["op"] == "ewm_std"]
+
+    # Then the 1-hour volatility of every input is designed with at least three readings an hour
+    expected = [{"op": "ewm_std", "col": c, "halflife_s": 3600} for c in ("co2", "pm25")]
+    assert volatility(10) == expected and volatility(20) == expected
+    # and not with fewer (a 1-hour variance of one or two readings is a noisy copy of the rate)
+    assert volatility(30) == [] and volatility(60) == []
+    # while the rest of the temporal design does not change with it
+    ts = T0 + np.arange(len(frame)) * HOUR_MS
+    hourly = design_features(frame, ["co2", "pm25"], temporal=True, timestamp_ms=ts)
+    assert {s["op"] for s in hourly} >= {"rate", "lag", "roll_mean", "min_dev", "min_logratio", "hour_sin"}
+    # and without timestamps to tell, it is kept
+    assert volatility_designed(None) and {"ewm_std"} <= {
+        s["op"] for s in design_features(frame, ["co2"], temporal=True)
+    }
+    # and the interval is per group: two devices reading every 10 min, interleaved, are 10-minute data
+    both = np.concatenate([T0 + np.arange(6) * 600_000, T0 + 300_000 + np.arange(6) * 600_000])
+    groups = np.array(["a"] * 6 + ["b"] * 6)
+    assert median_interval_seconds(both, groups) == 600.0 and median_interval_seconds(both) == 300.0
+    assert volatility_designed(T0 + np.arange(6) * HOUR_MS, None) is False
+    assert median_interval_seconds(np.array([T0, T0])) is None
 
 
 def test_temporal_design_lags_every_input_and_observe_keeps_their_history() -> None:

@@ -23,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 from airlake.ml.export import export_estimator, write_artifact
 from airlake.ml.runtime import ArtifactError, load_artifact, load_artifact_files
-from airlake.ml.train import Log1pTarget, SubWindowEnsemble, huber_pipeline, recent_rows
+from airlake.ml.train import FittedBlend, Log1pTarget, SubWindowEnsemble, huber_pipeline, recent_rows
 
 FEATURES = [{"op": "raw", "col": "a"}, {"op": "raw", "col": "b"}, {"op": "raw", "col": "c"}]
 
@@ -219,10 +219,10 @@ def test_runtime_log_target_members_equal_sklearn(tmp_path: Path, family: str) -
     assert spec["target_transform"] is None and spec["estimator"]["type"] == "blend"
 
 
-@pytest.mark.parametrize("family", ["huber_log", "robust_huber_log_blend"])
+@pytest.mark.parametrize("family", ["huber_log", "robust_huber_log_blend", "hgb"])
 def test_runtime_sub_window_ensemble_equals_sklearn(tmp_path: Path, family: str) -> None:
     # Given a family fitted on every row and again on the latest half of the span (train's
-    # `+recent` twin), with a log-target member, boosting and missing values
+    # `+recent` twin: linear members only), with a log-target member, boosting and missing values
     x, y, _ = _data()
     y = np.exp(y / 8.0)
     ts = np.arange(len(y), dtype=np.int64) * 3_600_000
@@ -232,6 +232,8 @@ def test_runtime_sub_window_ensemble_equals_sklearn(tmp_path: Path, family: str)
         log_huber = Log1pTarget(huber_pipeline(np.log1p(target)))
         if family == "huber_log":
             return log_huber
+        if family == "hgb":
+            return HistGradientBoostingRegressor(max_iter=20, max_leaf_nodes=7, random_state=0)
         return VotingRegressor(
             [
                 ("huber", huber_pipeline(target)),
@@ -242,8 +244,28 @@ def test_runtime_sub_window_ensemble_equals_sklearn(tmp_path: Path, family: str)
         )
 
     estimator = SubWindowEnsemble(make(y), make(y[recent])).fit(x, y, recent=recent)
-    # (the two parts differ: the recent one saw half the rows)
-    assert not np.allclose(estimator.full_.predict(x), estimator.recent_.predict(x))
+    full = estimator.full_
+    if family == "hgb":
+        # (boosting alone has no recent fit: the twin predicts as the full fit)
+        assert estimator.recent_ is full
+        np.testing.assert_array_equal(estimator.predict(x), full.predict(x))
+    else:
+        # (the two parts differ: the recent one's linear members saw half the rows)
+        assert not np.allclose(full.predict(x), estimator.recent_.predict(x))
+    if family == "robust_huber_log_blend":
+        # (in the recent part, boosting is the full part's own fit, the linear members are refit,
+        # each member keeping its blend weight)
+        members = estimator.recent_.members
+        assert isinstance(estimator.recent_, FittedBlend) and members[1] is full.estimators_[1]
+        assert members[0] is not full.estimators_[0] and members[2] is not full.estimators_[2]
+        huber_recent = huber_pipeline(y[recent]).fit(x[recent], y[recent])
+        log_recent = Log1pTarget(huber_pipeline(np.log1p(y[recent]))).fit(x[recent], y[recent])
+        by_hand = (
+            (full.estimators_[0].predict(x) + huber_recent.predict(x)) / 6
+            + full.estimators_[1].predict(x) / 3
+            + (full.estimators_[2].predict(x) + log_recent.predict(x)) / 6
+        )
+        np.testing.assert_allclose(estimator.predict(x), by_hand, rtol=1e-9, atol=1e-9)
     model = load_artifact(_artifact(tmp_path, estimator, "calibration", None))
     # When the runtime scores the training rows and rows past the log members' clip
     far = x.copy()
@@ -252,9 +274,13 @@ def test_runtime_sub_window_ensemble_equals_sklearn(tmp_path: Path, family: str)
         got = np.array([model.predict_one(row) for row in _rows(rows)], dtype=float)
         # Then it equals scikit-learn to 1e-6
         np.testing.assert_allclose(got, estimator.predict(rows), rtol=1e-9, atol=1e-6)
-    # and it is a blend of the two parts, half each: no new estimator kind for the hot path
+    # and it is a blend of the two parts, half each (boosting alone: its trees), no new estimator
+    # kind for the hot path
     spec = json.loads((tmp_path / "model.json").read_text())["estimator"]
-    assert spec["type"] == "blend" and [m["weight"] for m in spec["members"]] == [0.5, 0.5]
+    if family == "hgb":
+        assert spec["type"] == "trees"
+    else:
+        assert spec["type"] == "blend" and [m["weight"] for m in spec["members"]] == [0.5, 0.5]
     # and fitting needs the recent-row mask
     with pytest.raises(ValueError, match="recent-row mask"):
         SubWindowEnsemble(make(y), make(y)).fit(x, y)
