@@ -318,6 +318,9 @@ def _fold_source(rows: int, width: int) -> str:
 def _merge_kernel(width: int) -> Callable[[Columns, Columns], Columns] | None:
     """`kernel(window, pane)`: the window's Columns with the pane's (same channels) merged in, as
     `_merge_columns` merges them; None when too wide for straight-line code."""
+    kernel = _KERNELS.get(("merge", 1, width))  # compiled already (the usual case): no closure to build
+    if kernel is not None:
+        return kernel
     if width > _KERNEL_MAX_VALUES // 4:
         return None
     return _compiled(("merge", 1, width), lambda: _merge_source(width))
@@ -971,7 +974,10 @@ def _store_ema(
 
 def _run_arrays(names: tuple[str, ...], group: _LayoutGroup) -> None:
     np = _numpy()
-    table = np.array(group.rows, dtype=np.float64)
+    width = len(names)
+    table = np.fromiter(chain.from_iterable(group.rows), np.float64, len(group.rows) * width).reshape(
+        -1, width
+    )
     panes = [
         (pane, device.offset + begin, end - begin)
         for device in group.devices
@@ -1086,7 +1092,7 @@ def _close(
     max_len = config.max_length_ms
     step_ms = state.step_ms or config.nominal_step_ms
     panes = state.closed_panes
-    starts = sorted(s for s, p in panes.items() if p.held)
+    starts = sorted(s for s, p in panes.items() if p.stats or p.columns is not None or p.pending)  # p.held
     closed: list[tuple[WindowSpec, int, _W]] = []
     running: dict[int, _Running] = {}  # window length -> the last merge of its panes, to extend
     end = old + pane_ms
@@ -1102,14 +1108,11 @@ def _close(
             if end % spec.step_ms == 0:
                 length = spec.length_ms
                 if length not in same_span:  # e.g. the hourly tumbling and sliding windows at :00
+                    merge = running.get(length)
+                    if merge is None:
+                        merge = running[length] = _Running()
                     same_span[length] = window_of(
-                        end - length,
-                        end,
-                        panes,
-                        pane_ms,
-                        step_ms,
-                        running.setdefault(length, _Running()),
-                        starts=starts,
+                        end - length, end, panes, pane_ms, step_ms, merge, starts=starts
                     )
                 figures = same_span[length]
                 if figures is not None:
