@@ -53,7 +53,7 @@ T0_MS = 1_773_144_000_000  # 2026-03-10T12:00:00Z
 NO_MODELS = Path("/nonexistent-models")  # load_calibrator falls back to the built-in linear baseline
 IMPORT_RUNS = 7
 THROUGHPUT_RUNS = 9  # interleaved rounds per process; the minimum is each step's least disturbed run
-PROCESSES = 3  # fresh interpreters measuring throughput; each figure is the median process's
+PROCESSES = 5  # fresh interpreters measuring throughput; each figure is the median process's
 BASELINE_IMPORT = (
     "import boto3\n"
     "from aws_lambda_powertools import Logger, Metrics, Tracer\n"
