@@ -214,15 +214,20 @@ def test_screened_twin_is_validated_and_refit_without_the_failing_days() -> None
     assert untimed.screened_out == 0
 
 
-def test_sub_window_twin_fits_each_member_on_all_rows_and_on_the_recent_half(tmp_path: Path) -> None:
-    # Given three weeks of hourly rows whose sensor baseline drifts steadily (nothing in the inputs
-    # tells how far: the latest days describe the next ones best)
+def three_weeks_hourly() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inputs, reference and event times (ms) of three weeks of hourly rows with a reference."""
     frame = calibration_frame(n=24 * 21, seed=5)
     ts = pd.to_datetime(frame["Timestamp"], utc=True).astype("datetime64[ms, UTC]").astype("int64").to_numpy()
     x = frame[["sensor", "other", "T", "RH"]].to_numpy(dtype=float)
     y = frame["ref"].to_numpy(dtype=float)
     keep = np.isfinite(y)
-    x, y, ts = x[keep], y[keep], ts[keep]
+    return x[keep], y[keep], ts[keep]
+
+
+def test_sub_window_twin_fits_each_member_on_all_rows_and_on_the_recent_half(tmp_path: Path) -> None:
+    # Given three weeks of hourly rows whose sensor baseline drifts steadily (nothing in the inputs
+    # tells how far: the latest days describe the next ones best)
+    x, y, ts = three_weeks_hourly()
     age = (ts - ts.min()) / (ts.max() - ts.min())
     x[:, 0] = x[:, 0] + 1.5 * np.nanstd(x[:, 0]) * age
     # When a calibration is selected with forward-chaining validation
@@ -276,12 +281,7 @@ def test_sub_window_twin_fits_each_member_on_all_rows_and_on_the_recent_half(tmp
 def test_sub_window_twin_of_a_blend_refits_only_its_linear_members() -> None:
     # Given three weeks of hourly rows and a blend of Huber and boosting walked forward as its
     # `+recent` twin (a single candidate: no selection, as in a walk-forward refit)
-    frame = calibration_frame(n=24 * 21, seed=5)
-    ts = pd.to_datetime(frame["Timestamp"], utc=True).astype("datetime64[ms, UTC]").astype("int64").to_numpy()
-    x = frame[["sensor", "other", "T", "RH"]].to_numpy(dtype=float)
-    y = frame["ref"].to_numpy(dtype=float)
-    keep = np.isfinite(y)
-    x, y, ts = x[keep], y[keep], ts[keep]
+    x, y, ts = three_weeks_hourly()
     fitted = train.fit_calibration(
         x,
         y,
