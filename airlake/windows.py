@@ -835,7 +835,15 @@ def _ema_plan(
 # few float operations a value, about 45 % of the stage in pure Python) becomes a handful of array
 # operations per layout. numpy is imported on the first batch that uses it, never at module import.
 ARRAY_MIN_READINGS: Final = 256  # fewer readings of a layout in a batch: the generated kernels
-_ARRAY_MAX_PANE_ROWS: Final = 1_024  # a pane with more readings folds with the builtins instead
+# One step of the array loops (a few numpy calls on a prefix of the panes or devices) costs about
+# what folding this many values in Python does: arrays only when there are more values per step
+# (one device's 10,000 readings in a batch would be 10,000 steps of one row: the kernels do it).
+_STEP_VALUES: Final = 64
+
+
+def _arrays_pay(steps: int, rows: int, width: int) -> bool:
+    """Whether `steps` array steps over `rows` rows of `width` values beat the Python kernels."""
+    return steps * _STEP_VALUES <= rows * width
 
 
 @dataclass(slots=True)
@@ -950,14 +958,24 @@ class BatchFold:
 
 def _run_plain(names: tuple[str, ...], group: _LayoutGroup) -> None:
     """A group too small for arrays: the kernels, device by device."""
+    _fold_plainly(names, group)
+    for device in group.devices:
+        if device.ema_plan is not None:
+            _ema_plainly(names, device, device.ema_plan)
+
+
+def _fold_plainly(names: tuple[str, ...], group: _LayoutGroup) -> None:
+    """The group's deferred panes folded by `_fold_table` (the kernels), as `_accept` would have."""
     for device in group.devices:
         for pane, begin, end in device.panes:
             _fold_table(pane.stats, names, device.rows[begin:end], pane)
-        plan = device.ema_plan
-        if plan is not None:
-            values = tuple(map(float, device.rows[0])) if plan.start is None else plan.start
-            updated = _ema_kernel(len(names))(values, plan.alphas, map(device.rows.__getitem__, plan.updates))
-            _store_ema(device.ema, names, updated, plan.last, plan.new)
+
+
+def _ema_plainly(names: tuple[str, ...], device: _DeferredDevice, plan: _EmaPlan) -> None:
+    """One device's deferred averages updated by the EMA kernel, as `_update_ema_together` would."""
+    values = tuple(map(float, device.rows[0])) if plan.start is None else plan.start
+    updated = _ema_kernel(len(names))(values, plan.alphas, map(device.rows.__getitem__, plan.updates))
+    _store_ema(device.ema, names, updated, plan.last, plan.new)
 
 
 def _store_ema(
@@ -985,16 +1003,20 @@ def _run_arrays(names: tuple[str, ...], group: _LayoutGroup) -> None:
     ]
     if panes:
         longest = max(length for _pane, _first, length in panes)
+        rows = sum(length for _pane, _first, length in panes)
         negative_zero = bool(np.any(np.signbit(table) & (table == 0.0)))
-        if negative_zero or longest > _ARRAY_MAX_PANE_ROWS:
-            for device in group.devices:
-                for pane, begin, end in device.panes:
-                    _fold_table(pane.stats, names, device.rows[begin:end], pane)
+        if negative_zero or not _arrays_pay(longest, rows, width):
+            _fold_plainly(names, group)
         else:
             _fold_arrays(np, names, table, panes)
     planned = [(device, device.ema_plan) for device in group.devices if device.ema_plan is not None]
     if planned:
-        _ema_arrays(np, names, table, planned)
+        steps = max(len(plan.updates) for _device, plan in planned)
+        if _arrays_pay(steps, sum(len(plan.updates) for _device, plan in planned), width):
+            _ema_arrays(np, names, table, planned)
+        else:
+            for device, plan in planned:
+                _ema_plainly(names, device, plan)
 
 
 def _fold_arrays(np: Any, names: tuple[str, ...], table: Any, panes: list[tuple[Pane, int, int]]) -> None:

@@ -610,11 +610,11 @@ def test_folding_many_devices_as_arrays_equals_apply_readings_device_by_device(
 ) -> None:
     # Given 12 devices' batches (new devices and devices with open panes and averages from earlier
     # batches; one layout or several; -0.0 in some runs), with arrays for any batch size or only
-    # for large ones, and panes longer than the array limit in some runs
+    # for large ones, and in some runs with array steps too dear to take
     if seed % 2 == 0:
         monkeypatch.setattr(windows, "ARRAY_MIN_READINGS", 1)
     if seed % 8 == 3:
-        monkeypatch.setattr(windows, "_ARRAY_MAX_PANE_ROWS", 2)
+        monkeypatch.setattr(windows, "_STEP_VALUES", 10**9)  # the kernels after all
     rng = random.Random(1000 + seed)
     config = CONFIGS[seed % 2]
     devices = [f"d{i}" for i in range(12)]
@@ -697,6 +697,44 @@ def test_state_stored_with_per_channel_stats_loads_and_continues_as_the_columns_
         assert by_line(lines) == [(e["start_ms"] // DAY_MS, orjson.dumps(e)) for e in expected.emitted]
         assert orjson.dumps(new.to_doc()) == orjson.dumps(old.to_doc())
         doc = orjson.loads(orjson.dumps(new.to_doc()))
+
+
+@pytest.mark.parametrize(
+    ("devices", "readings", "step_ms", "arrays"), [(40, 20, 60_000, True), (1, 3_000, 1_000, False)]
+)
+def test_array_steps_are_taken_only_when_they_cover_enough_values(
+    devices: int, readings: int, step_ms: int, arrays: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a batch of many devices with a few readings each, or of one device reporting every second
+    calls: list[str] = []
+    for name in ("_fold_arrays", "_ema_arrays"):
+        real = getattr(windows, name)
+        monkeypatch.setattr(windows, name, lambda *a, _n=name, _f=real: (calls.append(_n), _f(*a))[1])
+    rng = random.Random(7)
+    batch = windows.BatchFold()
+    states, plain = [], []
+    for d in range(devices):
+        docs = [
+            Reading(f"d{d}", T0_MS + i * step_ms, i, {"co2": rng.gauss(600, 50), "pm25": rng.gauss(9, 2)})
+            for i in range(readings)
+        ]
+        state = windows.DeviceWindows(f"d{d}")
+        states.append(
+            (state, windows.accept_documents(state, [r.to_dict() for r in docs], CONFIGS[0], batch))
+        )
+        reference = windows.DeviceWindows(f"d{d}")
+        windows.apply_readings(reference, docs, CONFIGS[0])
+        plain.append(reference)
+    # When the batch's folds run
+    batch.run()
+    # Then the arrays ran only for the many devices (one step per reading of one device would cost
+    # more than the kernels), and every device's state is the same either way
+    assert calls == (["_fold_arrays", "_ema_arrays"] if arrays else [])
+    for (state, result), reference in zip(states, plain, strict=True):
+        windows.close_documents(state, CONFIGS[0], result)
+        state.latest = reference.latest = {}
+        assert orjson.dumps(state.to_doc()) == orjson.dumps(reference.to_doc())
+        assert same(state.ema, reference.ema)
 
 
 def test_array_folds_take_the_stage_batch_and_leave_integer_devices_to_the_kernels(
