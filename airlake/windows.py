@@ -133,6 +133,7 @@ class Pane:
     keys: set[tuple[int, int]] = field(default_factory=set)
     pending: list[Mapping[str, float]] = field(default_factory=list)  # channels not yet in stats
     columns: Columns | None = None  # `stats` by sorted channel, once a window needed them
+    ordered_keys: list[tuple[int, int]] | None = None  # sorted(keys), while known (None: sort to write)
 
     def add(self, channels: Mapping[str, float]) -> None:
         self.pending.append(channels)
@@ -165,19 +166,23 @@ class Pane:
             "sums": sums,
             "mins": lows,
             "maxes": highs,
-            "keys": sorted(self.keys),
+            "keys": self.ordered_keys if self.ordered_keys is not None else sorted(self.keys),
         }
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Pane:
-        keys = {(int(k[0]), int(k[1])) for k in doc["keys"]}
+        listed = [(int(k[0]), int(k[1])) for k in doc["keys"]]
+        keys = set(listed)
+        # as to_doc writes them (sorted, unique), or sorted again when written
+        ordered = listed if all(map(lt, listed, listed[1:])) else None
         if "stats" in doc:  # written before panes were stored as columns: channel -> [count, sum, min, max]
-            return cls(int(doc["start"]), {k: list(v) for k, v in doc["stats"].items()}, keys)
+            stats = {k: list(v) for k, v in doc["stats"].items()}
+            return cls(int(doc["start"]), stats, keys, ordered_keys=ordered)
         names = tuple(doc["channels"])
         if not names:
-            return cls(int(doc["start"]), {}, keys)
+            return cls(int(doc["start"]), {}, keys, ordered_keys=ordered)
         columns = (names, doc["counts"], doc["sums"], doc["mins"], doc["maxes"])
-        return cls(int(doc["start"]), {}, keys, columns=columns)
+        return cls(int(doc["start"]), {}, keys, columns=columns, ordered_keys=ordered)
 
 
 # Rows of readings as tuples: (channel names, one tuple of values per reading, in that order).
@@ -613,12 +618,14 @@ def _assign_each(
                     continue
                 if closed is not None:
                     closed.keys.add(key)  # so a redelivery of this late reading is a duplicate
+                    closed.ordered_keys = None
                 result.late.append(reading)
                 continue
             pane = open_panes.get(start)
             if pane is None:
                 pane = open_panes[start] = Pane(start)
             current_start, keys = start, pane.keys
+            pane.ordered_keys = None  # keys may be added below
             runs.append((pane, len(accepted_ts)))
         if key in keys:
             result.duplicates += 1
@@ -657,9 +664,11 @@ def _assign_all(
     for start, index, end in spans:
         pane = open_panes.get(start)
         if pane is None:
-            pane = open_panes[start] = Pane(start, {}, set(keys[index:end]))
+            chunk = keys[index:end]  # sorted and unique: the readings are in order, none a duplicate
+            pane = open_panes[start] = Pane(start, {}, set(chunk), ordered_keys=chunk)
         else:
             pane.keys.update(keys[index:end])
+            pane.ordered_keys = None
         runs.append((pane, index))
     return times, list(map(fields.channels, ordered)), runs
 
@@ -1360,7 +1369,7 @@ class RecordEncoder:
         of each name, as `apply_readings` does."""
         records: list[dict[str, Any]] = []
         last: dict[str, dict[str, Any]] = {}  # window name -> its last record, in order of first emission
-        instant = self._instant
+        instants, instant = self._instants, self._instant
         for name, start, end, expected, (names, counts, sums, lows, highs) in windows:
             width = len(names)
             count = counts[0]
@@ -1383,8 +1392,8 @@ class RecordEncoder:
                 "mins": lows,
                 "maxes": highs,
                 "completeness": completeness,
-                "start": instant(start),
-                "end": instant(end),
+                "start": instants.get(start) or instant(start),
+                "end": instants.get(end) or instant(end),
             }
             records.append(record)
             last[name] = record

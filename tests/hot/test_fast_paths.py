@@ -517,6 +517,12 @@ CONFIGS = (
 )
 
 
+def keys_known_in_order(state: windows.DeviceWindows) -> bool:
+    """Every pane's remembered key order, where it has one, is its keys sorted (what to_doc writes)."""
+    panes = [*state.open_panes.values(), *state.closed_panes.values()]
+    return all(p.ordered_keys is None or p.ordered_keys == sorted(p.keys) for p in panes)
+
+
 @pytest.mark.parametrize("seed", range(24))
 def test_the_stage_window_path_equals_apply_readings_and_its_records_byte_for_byte(
     seed: int, monkeypatch: pytest.MonkeyPatch
@@ -551,6 +557,7 @@ def test_the_stage_window_path_equals_apply_readings_and_its_records_byte_for_by
         assert got.late == [r.to_dict() for r in expected.late]
         plain_doc, fast_doc = plain.to_doc(), fast.to_doc()
         assert orjson.dumps(fast_doc) == orjson.dumps(plain_doc)
+        assert keys_known_in_order(fast) and keys_known_in_order(plain)
         plain_doc, fast_doc = orjson.loads(orjson.dumps(plain_doc)), orjson.loads(orjson.dumps(fast_doc))
 
 
@@ -652,6 +659,7 @@ def test_folding_many_devices_as_arrays_equals_apply_readings_device_by_device(
             assert (got.accepted, got.duplicates) == (expected.accepted, expected.duplicates)
             assert orjson.dumps(fast.to_doc()) == orjson.dumps(plain.to_doc())
             assert same(fast.ema, plain.ema)
+            assert keys_known_in_order(fast)
             plain_docs[d] = orjson.loads(orjson.dumps(plain.to_doc()))
             fast_docs[d] = orjson.loads(orjson.dumps(fast.to_doc()))
 
